@@ -1,0 +1,10 @@
+"""Streamlit entry point: routes between the pages, nothing else."""
+
+import streamlit as st
+
+st.set_page_config(page_title="recsys", page_icon="🎬", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+]
+st.navigation(pages).run()

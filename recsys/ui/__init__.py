@@ -1,0 +1,5 @@
+"""Streamlit-only helpers: cached loaders and chart builders. The only part of recsys that imports streamlit."""
+
+from .cache import dataset_summary, load_cached_dataset
+
+__all__ = ["load_cached_dataset", "dataset_summary"]

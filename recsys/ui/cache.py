@@ -1,0 +1,21 @@
+"""Cached access to datasets for the app: frames through st.cache_data, shared by all sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ..data import Dataset, load_dataset
+
+
+@st.cache_resource(show_spinner="Loading data…")
+def load_cached_dataset(spec: str) -> Dataset:
+    """The dataset for `spec`, loaded once per server process (read-only: never mutate it)."""
+    return load_dataset(spec)
+
+
+@st.cache_data(show_spinner=False)
+def dataset_summary(spec: str) -> dict[str, Any]:
+    """`Dataset.summary()` for `spec`, cached."""
+    return load_cached_dataset(spec).summary()

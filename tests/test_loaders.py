@@ -165,6 +165,13 @@ def test_ml1m_layout(ml1m: Path) -> None:
     assert ds.report.dropped == {}
 
 
+def test_ml1m_movies_in_utf8_read_too(ml1m: Path) -> None:
+    write(ml1m / "movies.dat", "1::Toy Story (1995)::Comedy\n73::Misérables, Les (1995)::Drama\n"
+                               "3010::Café au lait (1993)::Comedy\n", "utf-8")
+    titles = set(load_movielens(ml1m).items["title"])
+    assert titles == {"Toy Story", "Misérables, Les", "Café au lait"}
+
+
 def test_ml_latest_layout_with_tags(mllatest: Path) -> None:
     ds = load_movielens(mllatest)
     assert ds.name == "movielens-latest-small"
@@ -403,6 +410,16 @@ def test_csv_folder_without_users_derives_them(tmp_path: Path) -> None:
     assert ds.items.loc[0, "title"] == "Night, Again" and ds.items.loc[0, "genres"] == ["drama", "crime"]
     assert ds.items.loc[1, "genres"] == []
     assert ds.events.loc[1, "timestamp"] == pd.Timestamp("2024-03-08 12:13:20")
+
+
+def test_gzipped_csv_folder(tmp_path: Path) -> None:
+    import gzip
+
+    save_dataset(hand_dataset(), tmp_path, fmt="csv")
+    events = tmp_path / "events.csv"
+    (tmp_path / "events.csv.gz").write_bytes(gzip.compress(events.read_bytes()))
+    events.unlink()
+    assert_same(load_table_folder(tmp_path, "csv"), hand_dataset())
 
 
 def test_csv_bad_value_names_file_and_column(tmp_path: Path) -> None:

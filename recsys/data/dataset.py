@@ -71,7 +71,7 @@ def _hashable(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_object_dtype(col) and pd.api.types.infer_dtype(col, skipna=True) == "mixed":
+        if pd.api.types.is_object_dtype(col) and pd.api.types.infer_dtype(col, skipna=True).startswith("mixed"):
             col = col.map(
                 lambda v: "\x1f".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray))
                 else (repr(v) if isinstance(v, (dict, set)) else v)

@@ -30,6 +30,7 @@ __all__ = [
     "read_parquet_folder",
     "sample_data_dir",
     "save_dataset",
+    "split_title_year",
 ]
 
 SPEC_FORMS = ("sample", "movielens:PATH", "csv:PATH", "parquet:PATH")
@@ -107,7 +108,15 @@ def _finish(
 
 
 def _read_text(path: Path, encoding: str) -> str:
+    """The file's text. For 'latin-1' (the older MovieLens files) UTF-8 is tried first: latin-1 accented
+    text is almost never valid UTF-8, so either kind of file decodes correctly."""
     try:
+        if encoding == "latin-1":
+            raw = path.read_bytes()
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return raw.decode("latin-1")
         return path.read_text(encoding=encoding)
     except UnicodeDecodeError as exc:
         raise DataError(

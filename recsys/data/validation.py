@@ -304,7 +304,7 @@ def check_references(events: pd.DataFrame, column: str, known: pd.Index, file: s
     if unknown.any():
         missing = pd.unique(events.loc[unknown, column])
         raise DataError(
-            f"{int(unknown.sum())} row(s) point at {len(missing)} {target} id(s) not in the {target} table "
+            f"{int(unknown.sum())} row(s) point at {len(missing)} id(s) not in the {target} table "
             f"(e.g. {list(missing[:5])})",
             file=file, column=column, examples=_examples(events, unknown),
         )

@@ -1,0 +1,198 @@
+"""Re-ranking of the top of a ranked list: the top 10 are what members actually look at.
+
+In order: drop titles the member is too young for; drop titles recommended before and
+ignored; keep at most `max_per_show` entries of one show (no wall of episodes); then pick
+the final list with maximal marginal relevance (MMR) so that similar titles do not crowd
+it. Every change is recorded with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .data.dataset import Dataset
+from .data.schema import MATURITY_MIN_AGE
+from .features.builder import NotFittedError
+
+__all__ = ["RerankConfig", "ReRanker", "RerankResult"]
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Re-rank settings.
+
+    diversity: MMR strength in [0, 1]; 0 keeps the ranker's order, 1 picks by novelty alone.
+    ignored_after: drop a title once it was shown this many times in `ignored_window_days`
+        without a play (0 disables).
+    max_per_show: entries of one show allowed in the list (0 disables the limit).
+    maturity_filter: drop titles above the member's age rating.
+    """
+
+    diversity: float = 0.3
+    ignored_after: int = 2
+    ignored_window_days: float = 14.0
+    max_per_show: int = 1
+    maturity_filter: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.diversity <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {self.diversity!r}")
+        if self.ignored_after < 0 or self.max_per_show < 0 or self.ignored_window_days < 0:
+            raise ValueError("ignored_after, max_per_show and ignored_window_days must be >= 0")
+
+
+@dataclass
+class RerankResult:
+    """The final list and what the re-rank changed (action, ranks before/after, reason)."""
+
+    items: pd.DataFrame
+    changes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["user_id", "item_id", "action", "from_rank", "to_rank", "reason"]))
+
+
+class ReRanker:
+    """Applies the re-rank rules; `fit` learns title metadata (shows, genres, ratings, titles)."""
+
+    def __init__(self, config: RerankConfig | None = None) -> None:
+        self.config = config or RerankConfig()
+
+    def fit(self, dataset: Dataset, item_vectors: np.ndarray | None = None) -> "ReRanker":
+        """Learn title metadata; `item_vectors` (one row per title) define similarity, else genres do."""
+        items = dataset.items
+        self.item_ids_ = pd.Index(items["item_id"])
+        self.titles_ = items["title"].to_numpy(dtype=object)
+        self.show_ = items["show_id"].to_numpy(dtype=object) if "show_id" in items.columns else \
+            np.full(len(items), None, dtype=object)
+        self.min_age_ = np.array([MATURITY_MIN_AGE.get(m, 0) if isinstance(m, str) else 0
+                                  for m in (items["maturity_rating"] if "maturity_rating" in items.columns
+                                            else [None] * len(items))])
+        self.rating_ = items["maturity_rating"].to_numpy(dtype=object) if "maturity_rating" in items.columns else \
+            np.full(len(items), None, dtype=object)
+        if item_vectors is not None:
+            vec = np.asarray(item_vectors, dtype=np.float32)
+        elif "genres" in items.columns:
+            genres = sorted({g for gs in items["genres"] for g in gs})
+            vec = np.zeros((len(items), max(1, len(genres))), dtype=np.float32)
+            index = {g: k for k, g in enumerate(genres)}
+            for r, gs in enumerate(items["genres"]):
+                for g in gs:
+                    vec[r, index[g]] = 1.0
+        else:
+            vec = np.zeros((len(items), 1), dtype=np.float32)
+        norms = np.linalg.norm(vec, axis=1, keepdims=True)
+        self.vectors_ = vec / np.where(norms > 0, norms, 1.0)
+        self.ages_ = dataset.users.set_index("user_id")["age"] if "age" in dataset.users.columns else None
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError("this ReRanker is not fitted yet: call fit(dataset) first")
+
+    def ignored_titles(self, history: Dataset, user_ids, now) -> pd.DataFrame:
+        """(user_id, item_id, times_shown) of titles shown >= `ignored_after` times in the window and never
+        played in it: the 'recommended before and ignored' set."""
+        cfg = self.config
+        empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object),
+                              "times_shown": pd.Series(dtype="int64")})
+        if cfg.ignored_after == 0 or "watch_fraction" not in history.events.columns:
+            return empty
+        now = pd.Timestamp(now)
+        ev = history.events
+        ev = ev[(ev["timestamp"] < now) & (ev["timestamp"] >= now - pd.Timedelta(days=cfg.ignored_window_days))
+                & ev["user_id"].isin(pd.Index(np.asarray(user_ids, dtype=object)))]
+        if ev.empty:
+            return empty
+        agg = ev.groupby(["user_id", "item_id"], sort=False)["watch_fraction"].agg(
+            times_shown=lambda s: int((s == 0).sum()), played=lambda s: bool((s > 0).any())).reset_index()
+        agg = agg[(agg["times_shown"] >= cfg.ignored_after) & ~agg["played"]]
+        return agg[["user_id", "item_id", "times_shown"]].reset_index(drop=True)
+
+    def rerank(self, ranked: pd.DataFrame, k: int = 10, ignored: pd.DataFrame | None = None,
+               ages: dict | None = None) -> RerankResult:
+        """Re-rank each user's list in `ranked` (user_id, item_id, score, ... in rank order) to `k` titles.
+
+        `ignored` is the output of `ignored_titles`; `ages` overrides member ages by id (onboarding).
+        """
+        self._check()
+        cfg = self.config
+        out_rows, changes = [], []
+        ignored_map: dict[tuple[str, str], int] = {}
+        if ignored is not None and len(ignored):
+            ignored_map = {(u, i): int(n) for u, i, n in ignored[["user_id", "item_id", "times_shown"]].itertuples(
+                index=False)}
+        for user, group in ranked.groupby("user_id", sort=False):
+            group = group.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+            idx = self.item_ids_.get_indexer(pd.Index(group["item_id"].astype(str)))
+            age = None
+            if ages is not None and user in ages:
+                age = ages[user]
+            elif self.ages_ is not None and user in self.ages_.index:
+                age = self.ages_.loc[user]
+            keep = np.ones(len(group), dtype=bool)
+            reason_drop: list[str | None] = [None] * len(group)
+            shows_seen: dict[str, str] = {}
+            for r in range(len(group)):
+                item, ix = group["item_id"].iat[r], idx[r]
+                if cfg.maturity_filter and age is not None and not pd.isna(age) and ix >= 0 and age < self.min_age_[ix]:
+                    reason_drop[r] = f"rated {self.rating_[ix]}, the member is {int(age)}"
+                elif (user, item) in ignored_map:
+                    n = ignored_map[(user, item)]
+                    reason_drop[r] = (f"shown {n} times in the last {cfg.ignored_window_days:g} days "
+                                      f"and not played")
+                elif cfg.max_per_show and ix >= 0 and isinstance(self.show_[ix], str):
+                    show = self.show_[ix]
+                    count = sum(1 for s in shows_seen.values() if s == show)
+                    if count >= cfg.max_per_show:
+                        first = next(t for t, s in shows_seen.items() if s == show)
+                        reason_drop[r] = f"another entry of the same show is already in the list ({first})"
+                    else:
+                        shows_seen[self.titles_[ix]] = show
+                keep[r] = reason_drop[r] is None
+            for r in np.flatnonzero(~keep):
+                changes.append((user, group["item_id"].iat[r], "dropped", r + 1, None, reason_drop[r]))
+            pool = np.flatnonzero(keep)
+            chosen = self._mmr(group["score"].to_numpy(dtype=float)[pool], idx[pool], k)
+            picked = pool[chosen]
+            final = group.iloc[picked].copy()
+            final["rank"] = np.arange(1, len(final) + 1)
+            final["rank_before_rerank"] = picked + 1
+            final["user_id"] = user
+            for new_rank, (old, (_, row)) in enumerate(zip(picked, final.iterrows()), start=1):
+                if cfg.diversity > 0 and new_rank != self._rank_without_mmr(pool, old):
+                    changes.append((user, row["item_id"], "moved", old + 1, new_rank,
+                                    "moved for variety (maximal marginal relevance over genres/synopsis)"))
+            out_rows.append(final)
+        items = pd.concat(out_rows, ignore_index=True) if out_rows else ranked.head(0).assign(rank=[])
+        change_frame = pd.DataFrame(changes, columns=["user_id", "item_id", "action", "from_rank", "to_rank", "reason"])
+        return RerankResult(items=items, changes=change_frame)
+
+    @staticmethod
+    def _rank_without_mmr(pool: np.ndarray, old: int) -> int:
+        return int(np.searchsorted(pool, old)) + 1
+
+    def _mmr(self, scores: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+        """Greedy MMR: argmax (1-d)·relevance - d·max similarity to the picks so far; relevance = score
+        scaled to [0, 1] within the list."""
+        n = len(scores)
+        if n == 0:
+            return np.zeros(0, dtype=int)
+        d = self.config.diversity
+        if d == 0 or n == 1:
+            return np.arange(min(k, n))
+        span = scores.max() - scores.min()
+        rel = (scores - scores.min()) / span if span > 0 else np.ones(n)
+        vec = np.where(idx[:, None] >= 0, self.vectors_[np.maximum(idx, 0)], 0.0)
+        sim = vec @ vec.T
+        picked: list[int] = []
+        max_sim = np.zeros(n)
+        available = np.ones(n, dtype=bool)
+        for _ in range(min(k, n)):
+            value = np.where(available, (1 - d) * rel - d * max_sim, -np.inf)
+            best = int(np.argmax(value))
+            picked.append(best)
+            available[best] = False
+            max_sim = np.maximum(max_sim, sim[best])
+        return np.asarray(picked)

@@ -42,11 +42,11 @@ st.caption(f"From {summary['start']} to {summary['end']}; {summary['feedback']} 
            f"{summary['density']:.3%} of member × title pairs played.")
 
 left, right = st.columns(2)
-left.plotly_chart(activity_over_time(dataset.events, summary["feedback"]), use_container_width=True)
+left.plotly_chart(activity_over_time(dataset.events, summary["feedback"]), width="stretch")
 if summary.get("genres"):
-    right.plotly_chart(genre_counts(summary["genres"]), use_container_width=True)
+    right.plotly_chart(genre_counts(summary["genres"]), width="stretch")
 if summary.get("label_balance"):
-    st.plotly_chart(label_balance(summary["label_balance"]), use_container_width=True)
+    st.plotly_chart(label_balance(summary["label_balance"]), width="stretch")
     st.caption("Plays watched past 80% become positives and under 10% negatives; the middle band is "
                "ignored as too noisy to call either way. Titles shown but not played are negatives too.")
 report = summary.get("report") or {}

@@ -86,6 +86,32 @@ def info(
     typer.echo(format_summary(summary))
 
 
+@app.command()
+def features(
+    data: str = typer.Option("sample", "--data", help=DATA_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a markdown table (for docs)."),
+) -> None:
+    """The features the ranking stage can use on a dataset: name, group, type, description."""
+    from .data.loaders import load_dataset
+    from .features import FeatureBuilder
+
+    try:
+        dataset = load_dataset(data)
+    except DataError as err:
+        _fail(str(err))
+        return
+    table = FeatureBuilder(use_embeddings=dataset.has("items", "synopsis")).fit(dataset).feature_set.describe()
+    if as_json:
+        _emit_json(table.to_dict("records"))
+    elif markdown:
+        lines = ["| feature | group | type | description |", "|---|---|---|---|"]
+        lines += [f"| `{r.name}` | {r.group} | {r.kind} | {r.description} |" for r in table.itertuples()]
+        typer.echo("\n".join(lines))
+    else:
+        typer.echo(table.to_string(index=False))
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable form of `Dataset.summary()`."""
     lines = [

@@ -1,5 +1,5 @@
 """Streamlit-only helpers: cached loaders and chart builders. The only part of recsys that imports streamlit."""
 
-from .cache import dataset_summary, load_cached_dataset
+from .cache import dataset_summary, load_cached_dataset, training_table
 
-__all__ = ["load_cached_dataset", "dataset_summary"]
+__all__ = ["load_cached_dataset", "dataset_summary", "training_table"]

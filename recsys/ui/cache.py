@@ -19,3 +19,12 @@ def load_cached_dataset(spec: str) -> Dataset:
 def dataset_summary(spec: str) -> dict[str, Any]:
     """`Dataset.summary()` for `spec`, cached."""
     return load_cached_dataset(spec).summary()
+
+
+@st.cache_resource(show_spinner="Building the training table (labels, downsampling, features)…")
+def training_table(spec: str, negatives_per_positive: float = 4.0, seed: int = 0):
+    """The ranking training table of the whole dataset, built once per setting and shared."""
+    from ..training_table import TrainingConfig, build_training_table
+
+    return build_training_table(load_cached_dataset(spec),
+                                config=TrainingConfig(negatives_per_positive=negatives_per_positive, seed=seed))

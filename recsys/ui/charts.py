@@ -37,3 +37,46 @@ def label_balance(balance: dict[str, int]) -> go.Figure:
     fig = px.bar(frame, x="band", y="events", title="Events by watch-fraction band", color="band")
     fig.update_layout(showlegend=False, margin=dict(t=40, b=10))
     return fig
+
+
+def watch_fraction_histogram(watch_fraction: pd.Series, negative_below: float, positive_above: float) -> go.Figure:
+    """Histogram of played watch fractions with the label thresholds marked."""
+    played = watch_fraction[watch_fraction > 0]
+    fig = px.histogram(played, nbins=50, title="Watch fraction of plays", labels={"value": "watch fraction"})
+    for x, text in ((negative_below, f"negative below {negative_below:.0%}"),
+                    (positive_above, f"positive above {positive_above:.0%}")):
+        fig.add_vline(x=x, line_dash="dash", line_color="crimson", annotation_text=text)
+    fig.update_layout(showlegend=False, margin=dict(t=40, b=10), yaxis_title="plays")
+    return fig
+
+
+def class_balance(balance: pd.DataFrame) -> go.Figure:
+    """Positives and negatives before and after downsampling."""
+    long = balance.melt(id_vars="stage", var_name="class", value_name="rows")
+    fig = px.bar(long, x="stage", y="rows", color="class", barmode="group",
+                 title="Class balance before and after downsampling")
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig
+
+
+def feature_distribution(values: pd.Series, label: pd.Series, name: str, kind: str) -> go.Figure:
+    """Distribution of one feature, split by label (positive / negative)."""
+    frame = pd.DataFrame({name: values.to_numpy(), "label": label.map({1: "positive", 0: "negative"}).to_numpy()})
+    if kind == "dense":
+        fig = px.histogram(frame.dropna(), x=name, color="label", nbins=40, barmode="overlay",
+                           histnorm="probability", opacity=0.6)
+    else:
+        counts = frame.fillna({name: "(missing)"}).groupby([name, "label"]).size().rename("rows").reset_index()
+        top = counts.groupby(name)["rows"].sum().nlargest(25).index
+        fig = px.bar(counts[counts[name].isin(top)], x=name, y="rows", color="label", barmode="group")
+    fig.update_layout(margin=dict(t=30, b=10), title=f"{name} by label")
+    return fig
+
+
+def weight_histogram(weight, label) -> go.Figure:
+    """Sample weights of positives (duration weights) and negatives."""
+    frame = pd.DataFrame({"weight": weight, "label": pd.Series(label).map({1: "positive", 0: "negative"})})
+    fig = px.histogram(frame, x="weight", color="label", nbins=40, barmode="overlay", opacity=0.6,
+                       title="Sample weights (positives grow with minutes watched)")
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig

@@ -521,6 +521,6 @@ def _release_dates(items: pd.DataFrame) -> np.ndarray | None:
 
 def _synopsis_embeddings(synopses: pd.Series) -> np.ndarray:
     """Sentence embeddings of the synopses (cached on disk by the embeddings module)."""
-    from ..embeddings import embed_texts
+    from ..embeddings import encode_texts
 
-    return embed_texts(synopses.fillna("").astype(str).tolist())
+    return encode_texts(synopses.fillna("").astype(str).tolist())

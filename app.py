@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="recsys", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="recsys", page_icon=":material/movie:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/features.py", title="Features", icon="📊"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/features.py", title="Features", icon=":material/bar_chart:"),
 ]
 st.navigation(pages).run()

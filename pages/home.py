@@ -1,5 +1,6 @@
 """Home: the dataset in numbers and the data-source choice."""
 
+import pandas as pd
 import streamlit as st
 
 from recsys.data import DataError
@@ -38,7 +39,8 @@ cols[1].metric("Titles", f"{summary['items']:,}")
 cols[2].metric("Events", f"{summary['events']:,}")
 cols[3].metric("Plays", f"{summary['plays']:,}")
 cols[4].metric("Days", f"{summary['days']}")
-st.caption(f"From {summary['start']} to {summary['end']}; {summary['feedback']} feedback; "
+span = " to ".join(pd.Timestamp(summary[k]).strftime("%d %b %Y") for k in ("start", "end")) if summary["start"] else "no events"
+st.caption(f"From {span}; {summary['feedback']} feedback; "
            f"{summary['density']:.3%} of member × title pairs played.")
 
 left, right = st.columns(2)

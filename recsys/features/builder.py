@@ -19,7 +19,7 @@ from ..data.schema import MATURITY_MIN_AGE
 from ..holidays import HOLIDAYS
 from ..labels import LabelConfig
 from .context import CONTEXT_FEATURES, DEVICE_FEATURE, context_features
-from .history import History, seconds_since
+from .history import History, search_vocabulary, seconds_since
 from .ragged import Ragged, ragged_ranges
 from .spec import Feature, FeatureSet
 
@@ -236,6 +236,8 @@ class FeatureBuilder:
                     f"The member's last {self.sparse_history_length} played titles, most recent last."),
         ]
         self.has_searches_ = len(dataset.searches) > 0
+        self.search_vocab_ = search_vocabulary(dataset.searches["query"]) if self.has_searches_ else ("<pad>",
+                                                                                                      "<unknown>")
         if self.has_searches_:
             feats.append(Feature("search_terms", "sparse", "sparse_list",
                                  f"Words of the member's last {self.search_history_length} searches."))
@@ -325,7 +327,7 @@ class FeatureBuilder:
         rows = rows.reset_index(drop=True)
         n = len(rows)
         users = pd.Index(pd.unique(pd.concat([rows["user_id"].astype(str), history.users["user_id"]])))
-        hist = History.build(history, self.item_ids_, users, self.origin_, self.labels)
+        hist = History.build(history, self.item_ids_, users, self.origin_, self.labels, self.search_vocab_)
         u = users.get_indexer(pd.Index(rows["user_id"].astype(str)))
         i = self.item_ids_.get_indexer(pd.Index(rows["item_id"].astype(str)))
         i = np.where(i < 0, len(self.item_ids_), i)

@@ -16,7 +16,7 @@ from ..data.dataset import Dataset
 from ..labels import LabelConfig, label_events
 from .ragged import ragged_ranges
 
-__all__ = ["History", "seconds_since", "SECOND_SPAN"]
+__all__ = ["History", "seconds_since", "SECOND_SPAN", "search_vocabulary", "tokenize"]
 
 SECOND_SPAN = np.int64(2) ** 32  # room for 136 years of seconds per entity in a combined key
 
@@ -59,8 +59,12 @@ class History:
 
     @classmethod
     def build(cls, dataset: Dataset, item_ids: pd.Index, users: pd.Index, origin: np.datetime64,
-              labels: LabelConfig | None = None) -> "History":
-        """Index `dataset`'s events for the given item vocabulary and user vocabulary."""
+              labels: LabelConfig | None = None, token_vocab: tuple[str, ...] | None = None) -> "History":
+        """Index `dataset`'s events for the given item, user and search-word vocabularies.
+
+        `token_vocab` fixes the search-word ids (so they mean the same at training and serving);
+        words outside it map to id 1, '<unknown>'. Without it the vocabulary is built here.
+        """
         ev = dataset.events
         implicit = dataset.feedback == "implicit"
         if implicit:
@@ -108,12 +112,12 @@ class History:
         s_user = s_user[keep]
         queries = se["query"].to_numpy(dtype=object)[keep] if len(se) else np.zeros(0, dtype=object)
         s_order = np.lexsort((s_sec, s_user))
-        tokens = [str(q).lower().split() for q in queries[s_order]]
-        vocab = ("<pad>",) + tuple(sorted({t for toks in tokens for t in toks}))
+        tokens = [tokenize(q) for q in queries[s_order]]
+        vocab = token_vocab if token_vocab is not None else search_vocabulary(queries)
         lookup = {t: k for k, t in enumerate(vocab)}
         lengths = np.array([len(t) for t in tokens], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        flat = np.array([lookup[t] for toks in tokens for t in toks], dtype=np.int64)
+        flat = np.array([lookup.get(t, 1) for toks in tokens for t in toks], dtype=np.int64)
 
         return cls(
             origin=origin, users=users, n_items=len(item_ids), user=p_user, item=p_item, sec=p_sec, weight=weight,
@@ -165,6 +169,16 @@ class History:
         searches, row = ragged_ranges(start, stop)
         tok, tok_row = ragged_ranges(self.search_tokens_offsets[searches], self.search_tokens_offsets[searches + 1])
         return self.search_tokens[tok], row[tok_row]
+
+
+def tokenize(query) -> list[str]:
+    """Lower-cased words of a search query."""
+    return str(query).lower().split()
+
+
+def search_vocabulary(queries) -> tuple[str, ...]:
+    """Ids for search words: 0 pads, 1 is '<unknown>', then the words in sorted order."""
+    return ("<pad>", "<unknown>") + tuple(sorted({t for q in queries for t in tokenize(q)}))
 
 
 def _pair_index(user: np.ndarray, item: np.ndarray, sec: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:

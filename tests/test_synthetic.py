@@ -169,6 +169,18 @@ def test_respond_is_deterministic_and_the_oracle_list_beats_a_random_one(world, 
     assert oracle_minutes > 3 * random_minutes
 
 
+def test_the_oracle_matrix_equals_the_pairwise_truth(world):
+    users = world.users["user_id"].iloc[:7].to_numpy()
+    when = pd.Timestamp("2025-12-20 21:30")
+    matrix = world.true_watch_matrix(users, when, device="mobile")
+    items = world.items["item_id"].to_numpy()
+    for row, user in enumerate(users):
+        pairwise = world.true_watch_probability(np.repeat(user, len(items)), items, when, device="mobile")
+        np.testing.assert_allclose(matrix[row], pairwise, rtol=1e-12)
+    pd.testing.assert_series_equal(world.oracle_scores(users[0], when, "mobile"),
+                                   pd.Series(matrix[0], index=pd.Index(items, name="item_id"), name="p_watch"))
+
+
 def test_unknown_ids_and_devices_are_clear_errors(world):
     with pytest.raises(KeyError, match="unknown user"):
         world.true_watch_probability(["nobody"], [world.items["item_id"].iat[0]], "2025-08-01")

@@ -533,6 +533,25 @@ class SyntheticWorld:
         return (self.examination[position] * _sigmoid(click) * self._p_like(enjoy) * self._FINISH_IF_LIKED
                 * self._age_ok[u, i] * available)
 
+    def true_watch_matrix(self, user_ids, when, device: str = "tv") -> np.ndarray:
+        """`true_watch_probability` of every title (columns, catalogue order) for each member (rows) at one
+        moment: the oracle's scores, vectorised."""
+        u, _ = self._indices(user_ids, [])
+        if device not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+        when = np.datetime64(pd.Timestamp(when).to_datetime64(), "ns")
+        items = np.arange(len(self.items))
+        dev = np.full(len(items), DEVICES.index(device))
+        hour = np.full(len(items), int(_hour(when)))
+        hol, devx = self._holiday_today(when), self._device_effect[dev, items]
+        context = self._freshness(items, np.full(len(items), when)) + hol + devx + self._hour_effect[hour, items]
+        match = self._match[u]
+        click = match + (0.5 * self._log_pop + context - 2.2)[None, :]
+        enjoy = match + (0.9 * self._quality + 0.5 * hol + 0.5 * devx + 0.3)[None, :]
+        available = self._added <= when
+        return (self.examination[0] * _sigmoid(click) * self._p_like(enjoy) * self._FINISH_IF_LIKED
+                * self._age_ok[u] * available[None, :])
+
     def oracle_scores(self, user_id: str, when, device: str = "tv") -> pd.Series:
         """True watch probability of every title for one member now, indexed by item id."""
         p = self.true_watch_probability(np.repeat(str(user_id), len(self.items)), self.items["item_id"], when, device)

@@ -119,6 +119,21 @@ def test_sparse_lists(tiny_table):
     assert t.sparse["item_actors"].lists()[1] == ["Y"]
 
 
+def test_chunked_transform_equals_one_pass(leak_setup):
+    data, builder = leak_setup
+    rows = data.events.sample(500, random_state=1)[["user_id", "item_id", "timestamp", "device"]]
+    whole = builder.transform(rows, data)
+    builder.chunk_rows = 128
+    try:
+        chunked = builder.transform(rows, data)
+    finally:
+        builder.chunk_rows = 200_000
+    pd.testing.assert_frame_equal(whole.frame, chunked.frame)
+    for name, ragged in whole.sparse.items():
+        np.testing.assert_array_equal(ragged.values, chunked.sparse[name].values)
+        np.testing.assert_array_equal(ragged.offsets, chunked.sparse[name].offsets)
+
+
 def test_every_feature_is_described_and_present(tiny_table):
     builder, t = tiny_table
     fs = builder.feature_set

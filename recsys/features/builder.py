@@ -69,6 +69,7 @@ class FeatureBuilder:
     genre_window_days: the "user-genre interactions over the last n days" window.
     embedding_dim: synopsis embeddings are reduced to this many PCA dimensions.
     use_embeddings: compute synopsis embeddings (sentence-transformers) when synopses exist.
+    chunk_rows: rows computed at once (bounds memory on large tables).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class FeatureBuilder:
         embedding_dim: int = 32,
         use_embeddings: bool = True,
         labels: LabelConfig | None = None,
+        chunk_rows: int = 200_000,
         seed: int = 0,
     ) -> None:
         self.history_length = history_length
@@ -91,6 +93,7 @@ class FeatureBuilder:
         self.embedding_dim = embedding_dim
         self.use_embeddings = use_embeddings
         self.labels = labels
+        self.chunk_rows = chunk_rows
         self.seed = seed
 
     # ------------------------------------------------------------------- fit
@@ -325,9 +328,22 @@ class FeatureBuilder:
         if missing:
             raise DataError(f"rows need columns {missing}", column=missing[0])
         rows = rows.reset_index(drop=True)
-        n = len(rows)
         users = pd.Index(pd.unique(pd.concat([rows["user_id"].astype(str), history.users["user_id"]])))
         hist = History.build(history, self.item_ids_, users, self.origin_, self.labels, self.search_vocab_)
+        if len(rows) <= self.chunk_rows:
+            return self._transform(rows, hist, users)
+        # bounded memory: the user x media pairs of a chunk, not of the whole table, live at once
+        parts = [self._transform(rows.iloc[lo:lo + self.chunk_rows].reset_index(drop=True), hist, users)
+                 for lo in range(0, len(rows), self.chunk_rows)]
+        return FeatureTable(
+            rows=pd.concat([p.rows for p in parts], ignore_index=True),
+            frame=pd.concat([p.frame for p in parts], ignore_index=True),
+            sparse={k: Ragged.concat([p.sparse[k] for p in parts]) for k in parts[0].sparse},
+            feature_set=parts[0].feature_set,
+        )
+
+    def _transform(self, rows: pd.DataFrame, hist: History, users: pd.Index) -> FeatureTable:
+        n = len(rows)
         u = users.get_indexer(pd.Index(rows["user_id"].astype(str)))
         i = self.item_ids_.get_indexer(pd.Index(rows["item_id"].astype(str)))
         i = np.where(i < 0, len(self.item_ids_), i)

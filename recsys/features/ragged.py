@@ -48,6 +48,15 @@ class Ragged:
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return cls(np.asarray(values, dtype=np.int64), offsets, vocab)
 
+    @classmethod
+    def concat(cls, parts: list["Ragged"]) -> "Ragged":
+        """Rows of several Ragged lists (same vocabulary) one after another."""
+        if any(p.vocab != parts[0].vocab for p in parts):
+            raise ValueError("cannot join id lists with different vocabularies")
+        lengths = np.concatenate([p.lengths for p in parts])
+        return cls(np.concatenate([p.values for p in parts]),
+                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), parts[0].vocab)
+
     def take(self, rows: np.ndarray) -> "Ragged":
         """The lists of the given rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)

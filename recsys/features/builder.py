@@ -328,8 +328,8 @@ class FeatureBuilder:
         if missing:
             raise DataError(f"rows need columns {missing}", column=missing[0])
         rows = rows.reset_index(drop=True)
-        users = pd.Index(pd.unique(pd.concat([rows["user_id"].astype(str), history.users["user_id"]])))
-        hist = History.build(history, self.item_ids_, users, self.origin_, self.labels, self.search_vocab_)
+        users = pd.Index(history.users["user_id"])  # members unknown to the history get -1: no past
+        hist = self._history(history, users)
         if len(rows) <= self.chunk_rows:
             return self._transform(rows, hist, users)
         # bounded memory: the user x media pairs of a chunk, not of the whole table, live at once
@@ -341,6 +341,15 @@ class FeatureBuilder:
             sparse={k: Ragged.concat([p.sparse[k] for p in parts]) for k in parts[0].sparse},
             feature_set=parts[0].feature_set,
         )
+
+    def _history(self, history: Dataset, users: pd.Index) -> History:
+        """The indexed history, rebuilt only when a different dataset is passed (serving reuses it)."""
+        cached = getattr(self, "_history_cache", None)
+        if cached is not None and cached[0] is history:
+            return cached[1]
+        hist = History.build(history, self.item_ids_, users, self.origin_, self.labels, self.search_vocab_)
+        self._history_cache = (history, hist)
+        return hist
 
     def _transform(self, rows: pd.DataFrame, hist: History, users: pd.Index) -> FeatureTable:
         n = len(rows)

@@ -57,8 +57,16 @@ def _load_model(device: str | None):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from sentence_transformers import SentenceTransformer
+
+        try:  # no "Loading weights" progress bar on stderr
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
 
         return SentenceTransformer(str(model_path()), device=device or "cpu", local_files_only=True)
     except EmbeddingError:
@@ -76,11 +84,16 @@ class TextEncoder:
 
     def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 64, device: str | None = None,
                  cache: bool = True) -> None:
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
         self._lock = threading.Lock()
+
+    @property
+    def cache_dir(self) -> Path:
+        """The cache folder (resolved on use, so RECSYS_CACHE_DIR may change after construction)."""
+        return self._cache_dir if self._cache_dir is not None else default_cache_dir()
 
     @property
     def model(self):

@@ -112,6 +112,100 @@ def features(
         typer.echo(table.to_string(index=False))
 
 
+def _progress_bar(desc: str):
+    """A tqdm bar on stderr driven by (message, fraction) progress callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=desc, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+               disable=None)
+
+    def update(message: str, fraction: float) -> None:
+        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
+        bar.set_postfix_str(message[:60])
+        bar.refresh()
+
+    return bar, update
+
+
+@app.command()
+def train(
+    data: str = typer.Option("sample", "--data", help=DATA_HELP),
+    out: Path = typer.Option(Path("artifacts/model"), "--out", help="Folder to write the model into."),
+    ranker: str = typer.Option("boosting", help="logistic | forest | boosting | deep | none"),
+    sources: str = typer.Option("", help="Comma-separated candidate sources (default: the tuned set)."),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Fit the whole pipeline (candidates, ranker, re-rank) and save it as plain files."""
+    from .data.loaders import load_dataset
+    from .pipeline import Recommender, RecommenderConfig
+
+    try:
+        dataset = load_dataset(data)
+        kwargs: dict[str, Any] = {"ranker": None if ranker == "none" else ranker, "seed": seed}
+        if sources.strip():
+            kwargs["sources"] = tuple(s.strip() for s in sources.split(",") if s.strip())
+        config = RecommenderConfig(**kwargs)
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    started = time.perf_counter()
+    bar, update = _progress_bar("training")
+    try:
+        model = Recommender(config).fit(dataset, progress=update)
+        path = model.save(out)
+    except DataError as err:
+        bar.close()
+        _fail(str(err))
+        return
+    bar.close()
+    summary = {"out": str(path), "seconds": round(time.perf_counter() - started, 1), "data": dataset.name,
+               "fingerprint": model.fingerprint_, "ranker": config.ranker, "sources": list(config.sources),
+               "training_rows": model.training_summary_.get("rows"), "fit_seconds": model.fit_timings_}
+    if as_json:
+        _emit_json(summary)
+    else:
+        typer.echo(f"trained on {dataset.name} in {summary['seconds']} s "
+                   f"({summary['training_rows'] or 0:,} ranker rows); saved to {path}/")
+
+
+@app.command()
+def recommend(
+    artifacts: Path = typer.Option(Path("artifacts/model"), "--artifacts", help="A folder written by `recsys train`."),
+    user: list[str] = typer.Option(..., "--user", help="Member id (repeat for several)."),
+    k: int = typer.Option(10, "--k", help="How many titles."),
+    now: Optional[str] = typer.Option(None, help="Moment of the request (default: just after the data ends)."),
+    device: Optional[str] = typer.Option(None, help="tv | mobile | tablet | web"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Top-k titles for members from a trained model, with scores, sources and reasons."""
+    from .pipeline import Recommender
+
+    if k < 1:
+        _fail("--k must be at least 1")
+    try:
+        model = Recommender.load(artifacts)
+        context = {"now": now, "device": device}
+        if now is not None:
+            import pandas as pd
+
+            try:
+                pd.Timestamp(now)
+            except (ValueError, TypeError):
+                _fail(f"--now {now!r} is not a time (use e.g. 2025-12-20T20:00)")
+        frame = model.recommend(user, k=k, context=context)
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    if as_json:
+        _emit_json(frame.to_dict("records"))
+        return
+    for uid, rows in frame.groupby("user_id", sort=False):
+        typer.echo(f"member {uid}")
+        for r in rows.itertuples():
+            typer.echo(f"  {r.rank:>2}. {r.title:<40} p(watch)={r.score:.3f}  [{r.source}] {r.reason}")
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable form of `Dataset.summary()`."""
     lines = [

@@ -1,0 +1,201 @@
+"""Evaluation protocols: which data a model may see, what it is asked, and what counts as a hit.
+
+temporal (default): time-series CV. For each fold the model is fitted on everything before
+`train_end` and asked, at `train_end`, for each member's top titles; a hit is a title the
+member finished (watch fraction > 80%, or rated >= 4) in the test window, excluding titles
+they had already finished before (no model may recommend those again).
+
+stratified: the per-user random split of public MovieLens tables (e.g. 75/25): fitted on
+the train part, asked for every member's top titles; every held-out interaction is
+relevant, whatever its rating; previously seen titles are excluded from the lists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..labels import POSITIVE, LabelConfig, label_events
+from ..splits import TimeSeriesCV, stratified_split
+
+__all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "RandomPolicy", "GeneratorPolicy",
+           "RecommenderPolicy", "OraclePolicy", "segment_users"]
+
+
+@dataclass
+class EvalFold:
+    """One train / test split: the training data, the moment of recommendation, and the hits."""
+
+    index: int
+    train: Dataset
+    now: pd.Timestamp
+    truth: pd.DataFrame  # user_id, item_id (relevant titles)
+    test_events: pd.DataFrame  # the raw test events (labeled rows for AUC)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def users(self) -> list[str]:
+        return sorted(pd.unique(self.truth["user_id"]))
+
+
+def _finished(events: pd.DataFrame, labels: LabelConfig) -> pd.DataFrame:
+    lab = label_events(events, labels).to_numpy()
+    return events.loc[lab == POSITIVE, ["user_id", "item_id"]].drop_duplicates()
+
+
+def temporal_folds(dataset: Dataset, n_folds: int = 3, test_days: float = 14.0, gap_days: float = 0.0,
+                   min_train_days: float = 60.0, labels: LabelConfig | None = None) -> list[EvalFold]:
+    """Expanding-window folds over the last `n_folds * test_days` days (see module docstring)."""
+    labels = labels or LabelConfig()
+    cv = TimeSeriesCV(n_folds=n_folds, test_days=test_days, gap_days=gap_days, min_train_days=min_train_days)
+    out = []
+    for fold in cv.split(dataset):
+        train, test = fold.train, fold.test
+        hits = _finished(test.events, labels)
+        before = _finished(train.events, labels)
+        hits = hits.merge(before, on=["user_id", "item_id"], how="left", indicator=True)
+        hits = hits[hits["_merge"] == "left_only"][["user_id", "item_id"]].reset_index(drop=True)
+        out.append(EvalFold(fold.index, train, pd.Timestamp(fold.train_end), hits, test.events,
+                            {"train_end": str(fold.train_end), "test_start": str(fold.test_start),
+                             "test_end": str(fold.test_end), "test_users": int(hits["user_id"].nunique()),
+                             "relevant": len(hits)}))
+    return out
+
+
+def stratified_folds(dataset: Dataset, test_ratio: float = 0.25, seed: int = 0) -> list[EvalFold]:
+    """One per-user random split; every held-out interaction is relevant."""
+    train, test = stratified_split(dataset, test_ratio=test_ratio, seed=seed)
+    truth = test.plays()[["user_id", "item_id"]].drop_duplicates().reset_index(drop=True)
+    now = dataset.end + pd.Timedelta(seconds=1)
+    return [EvalFold(0, train, now, truth, test.events,
+                     {"test_ratio": test_ratio, "seed": seed, "test_users": int(truth["user_id"].nunique()),
+                      "relevant": len(truth)})]
+
+
+def segment_users(fold: EvalFold) -> pd.DataFrame:
+    """Per test member: activity segment (cold / light / heavy by plays before now), device, language."""
+    users = pd.Index(fold.users, name="user_id")
+    plays = fold.train.plays().groupby("user_id").size()
+    n = plays.reindex(users).fillna(0).to_numpy()
+    out = pd.DataFrame({"activity": np.where(n == 0, "cold", np.where(n < 10, "light", "heavy"))}, index=users)
+    ev = fold.test_events
+    if "device" in ev.columns and ev["device"].notna().any():
+        out["device"] = ev.groupby("user_id")["device"].agg(lambda s: s.mode().iat[0] if len(s.mode()) else None
+                                                              ).reindex(users).to_numpy()
+    if "language" in fold.train.users.columns:
+        out["language"] = fold.train.users.set_index("user_id")["language"].reindex(users).to_numpy()
+    return out.reset_index()
+
+
+class Policy(Protocol):
+    """Anything that can be fitted on a Dataset and asked for top-k lists at a moment."""
+
+    def fit(self, train: Dataset) -> "Policy": ...
+
+    def recommend(self, user_ids: list[str], k: int, now: pd.Timestamp, users: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class RandomPolicy:
+    """Uniformly random available titles (seeded): the floor of every chart."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, train: Dataset) -> "RandomPolicy":
+        self.items_ = train.items
+        self.seen_ = _finished(train.events, LabelConfig()) if len(train.events) else pd.DataFrame(
+            columns=["user_id", "item_id"])
+        return self
+
+    def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
+        rng = np.random.default_rng(self.seed)
+        items = self.items_
+        if "added_at" in items.columns:
+            items = items[~(items["added_at"] > now)]
+        ids = items["item_id"].to_numpy()
+        seen = self.seen_.groupby("user_id")["item_id"].apply(set).to_dict()
+        rows = []
+        for u in user_ids:
+            pick = [i for i in rng.permutation(ids)[: k + len(seen.get(u, ()))] if i not in seen.get(u, set())][:k]
+            rows += [(u, i, r + 1, 1.0 / (r + 1)) for r, i in enumerate(pick)]
+        return pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "score"])
+
+
+class GeneratorPolicy:
+    """One candidate source (or a blend of several) used directly as the recommender."""
+
+    def __init__(self, sources: tuple[str, ...], seed: int = 0, quotas: dict[str, float] | None = None) -> None:
+        self.sources, self.seed, self.quotas = sources, seed, quotas
+
+    def fit(self, train: Dataset) -> "GeneratorPolicy":
+        from ..candidates import BlendGenerator
+        from ..pipeline import make_generator
+
+        gens = [make_generator(s, self.seed).fit(train) for s in self.sources]
+        self.model_ = gens[0] if len(gens) == 1 else BlendGenerator(generators=tuple(gens), quotas=self.quotas,
+                                                                   prefit=True).fit(train)
+        return self
+
+    def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
+        return self.model_.recommend(user_ids, n=k, now=now, users=users)[["user_id", "item_id", "rank", "score"]]
+
+
+class RecommenderPolicy:
+    """The full two-stage pipeline with a given configuration."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def fit(self, train: Dataset) -> "RecommenderPolicy":
+        from ..pipeline import Recommender
+
+        self.model_ = Recommender(self.config).fit(train)
+        return self
+
+    def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
+        return self.model_.recommend(user_ids, k=k, context={"now": now}, users=users)[
+            ["user_id", "item_id", "rank", "score"]]
+
+    def score_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        """P(watch) of logged (user, item, time) rows, for AUC."""
+        return self.model_.predict_rows(rows)
+
+
+class OraclePolicy:
+    """Ranks by the simulated world's true P(play and finish): the ceiling of every chart."""
+
+    def __init__(self, world, device: str = "tv") -> None:
+        self.world, self.device = world, device
+
+    def fit(self, train: Dataset) -> "OraclePolicy":
+        self.seen_ = _finished(train.events, LabelConfig())
+        return self
+
+    def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
+        items = self.world.items["item_id"].to_numpy()
+        user_ids = [u for u in user_ids if u in self.world.users["user_id"].to_numpy()]
+        p = self.world.true_watch_matrix(user_ids, now, self.device)
+        item_pos = pd.Index(items).get_indexer(self.seen_["item_id"])
+        user_pos = pd.Index(user_ids).get_indexer(self.seen_["user_id"])
+        ok = (item_pos >= 0) & (user_pos >= 0)
+        p[user_pos[ok], item_pos[ok]] = -1.0  # already finished: not recommendable
+        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(p, top, axis=1)
+        r, c = np.nonzero(scores > 0)
+        return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object)[r], "item_id": items[top[r, c]],
+                             "rank": c + 1, "score": scores[r, c]})
+
+    def score_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        device = rows["device"].to_numpy() if "device" in rows.columns else self.device
+        return self.world.true_watch_probability(rows["user_id"], rows["item_id"], rows["timestamp"].to_numpy(), device)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t

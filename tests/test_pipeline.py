@@ -1,0 +1,94 @@
+"""The two-stage Recommender end to end on a small simulated world."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import DataError
+from recsys.data.synthetic import SyntheticWorld, WorldConfig
+from recsys.features import NotFittedError
+from recsys.pipeline import ArtifactError, Recommender, RecommenderConfig
+
+WORLD = WorldConfig(seed=21, n_users=250, n_movies=150, n_shows=10, days=120)
+CONFIG = RecommenderConfig(sources=("popularity", "ease", "content"), ranker="logistic", n_candidates=60,
+                           ranker_window_days=14, ranker_windows=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return SyntheticWorld(WORLD).simulate()
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return Recommender(CONFIG).fit(data)
+
+
+def test_recommend_returns_k_ranked_titles_with_reasons(model, data):
+    users = list(data.users["user_id"].iloc[:20])
+    out = model.recommend(users, k=10)
+    assert list(out.columns[:7]) == ["user_id", "rank", "item_id", "title", "score", "source", "reason"]
+    per_user = out.groupby("user_id").size()
+    assert (per_user == 10).all() and set(per_user.index) == set(users)
+    assert out.groupby("user_id")["rank"].apply(lambda r: list(r) == list(range(1, 11))).all()
+    assert out["reason"].str.len().gt(5).all()
+    assert out["score"].between(0, 1).all()
+    # never a title the member already finished
+    finished = data.events[data.events["watch_fraction"] > 0.8][["user_id", "item_id"]]
+    assert out.merge(finished, on=["user_id", "item_id"]).empty
+
+
+def test_unknown_members_get_a_list_and_age_is_respected(model, data):
+    visitor = pd.DataFrame({"user_id": ["visitor"], "age": [9], "language": ["English"]})
+    out = model.recommend(["visitor"], k=10, users=visitor)
+    assert len(out) == 10
+    ratings = data.items.set_index("item_id").loc[out["item_id"], "maturity_rating"]
+    assert set(ratings) <= {"G", "PG"}
+
+
+def test_context_changes_the_list(model, data):
+    user = data.users["user_id"].iat[3]
+    tv = model.recommend([user], k=10, context={"now": "2025-10-28 21:00", "device": "tv"})
+    phone = model.recommend([user], k=10, context={"now": "2025-10-28 08:00", "device": "mobile"})
+    assert not tv["score"].equals(phone["score"])
+
+
+def test_inspect_and_explain(model, data):
+    user = data.users["user_id"].iat[5]
+    ins = model.inspect(user, k=10)
+    assert len(ins.final) == 10 and len(ins.ranked) >= 10
+    assert {"score_popularity", "score_ease", "score_content"} <= set(ins.candidates.columns)
+    expl = model.explain(user, ins.final["item_id"].iat[0], top=5)
+    assert list(expl.columns) == ["feature", "value", "contribution"] and len(expl) == 5
+
+
+def test_save_load_round_trip_and_bad_artifacts(model, data, tmp_path):
+    users = list(data.users["user_id"].iloc[:5])
+    path = model.save(tmp_path / "model")
+    again = Recommender.load(path)
+    pd.testing.assert_frame_equal(model.recommend(users), again.recommend(users))
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["data"]["fingerprint"] == data.fingerprint()
+    with pytest.raises(ArtifactError, match="manifest"):
+        Recommender.load(tmp_path / "nothing-here")
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="unreadable manifest"):
+        Recommender.load(path)
+    path = model.save(tmp_path / "model2")
+    events = path / "data" / "events.parquet"
+    events.write_bytes(events.read_bytes()[:100])
+    with pytest.raises(ArtifactError):
+        Recommender.load(path)
+
+
+def test_unfitted_and_bad_config_are_clear_errors(data):
+    with pytest.raises(NotFittedError):
+        Recommender(CONFIG).recommend(["u00001"])
+    with pytest.raises(ValueError, match="unknown candidate source"):
+        RecommenderConfig(sources=("magic",))
+    with pytest.raises(DataError, match="need more history"):
+        Recommender(RecommenderConfig(ranker_window_days=100, ranker_windows=2)).fit(data)

@@ -54,6 +54,9 @@ class RecommenderConfig:
         ignored), negatives downsampled, positives weighted by minutes watched. "impressions"
         trains on the logged impressions and plays of those windows instead (P(watch | shown)).
         Either way the generators that make the ranker's features see only data before the window.
+        "holdout" mirrors the per-user random protocol of public benchmark tables instead: a random
+        `holdout_ratio` of each member's interactions is hidden, generators and features see the
+        rest, and candidates are labeled by whether they are among the hidden ones.
     candidate_negatives: ("impressions" only) unplayed blend candidates added per member as negatives.
     """
 
@@ -65,6 +68,7 @@ class RecommenderConfig:
     ranker_window_days: float = 14.0
     ranker_windows: int = 3
     training_rows: str = "candidates"
+    holdout_ratio: float = 0.2
     candidate_negatives: int = 0
     training: TrainingConfig = field(default_factory=TrainingConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
@@ -80,8 +84,9 @@ class RecommenderConfig:
                 or self.ranker_windows < 1:
             raise ValueError("n_candidates >= 1, ranker_window_days > 0, ranker_windows >= 1 and "
                              "candidate_negatives >= 0 are required")
-        if self.training_rows not in ("candidates", "impressions"):
-            raise ValueError(f"training_rows must be 'candidates' or 'impressions', got {self.training_rows!r}")
+        if self.training_rows not in ("candidates", "holdout", "impressions"):
+            raise ValueError("training_rows must be 'candidates', 'holdout' or 'impressions', "
+                             f"got {self.training_rows!r}")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -167,7 +172,7 @@ class Recommender:
         end = dataset.end + pd.Timedelta(seconds=1)
         span = pd.Timedelta(days=cfg.ranker_window_days)
         first_cut = end - span * cfg.ranker_windows
-        if dataset.start is None or first_cut <= dataset.start + span:
+        if cfg.training_rows != "holdout" and (dataset.start is None or first_cut <= dataset.start + span):
             raise DataError(f"the data spans {(end - dataset.start).days} days; the ranker's {cfg.ranker_windows} "
                             f"window(s) of {cfg.ranker_window_days:g} days need more history before them",
                             file=dataset.name, column="timestamp", hint="lower ranker_window_days or ranker_windows")
@@ -183,7 +188,9 @@ class Recommender:
             tables = []
             timings["candidates_before_windows"] = 0.0
             timings["training_table"] = 0.0
-            for w in range(cfg.ranker_windows):
+            if cfg.training_rows == "holdout":
+                tables.append(self._holdout_table(dataset, say, timings))
+            for w in range(cfg.ranker_windows if cfg.training_rows != "holdout" else 0):
                 cut = first_cut + span * w
                 lo = 0.05 + 0.5 * w / cfg.ranker_windows
                 t = time.perf_counter()
@@ -272,6 +279,40 @@ class Recommender:
             frame[f"cand_rank_{name}"] = k
         return FeatureTable(rows=features.rows, frame=frame, sparse=features.sparse,
                             feature_set=self._candidate_feature_set(features.feature_set, blend))
+
+    def _holdout_table(self, dataset: Dataset, say: Progress, timings: dict[str, float]) -> TrainingTable:
+        """Candidates of generators fitted without a random part of each member's interactions, labeled by
+        whether they are in that hidden part (features see only the visible part)."""
+        from .labels import downsample_negatives
+        from .splits import stratified_split
+
+        cfg = self.config
+        t = time.perf_counter()
+        visible, hidden = stratified_split(dataset, test_ratio=cfg.holdout_ratio, seed=cfg.seed)
+        say("candidates without the hidden interactions", 0.1)
+        early = self._generators(visible, say, 0.1, 0.4)
+        timings["candidates_before_windows"] += time.perf_counter() - t
+        t = time.perf_counter()
+        truth = hidden.plays()[["user_id", "item_id"]].drop_duplicates().assign(label=1)
+        members = pd.unique(truth["user_id"])
+        now = dataset.end + pd.Timedelta(seconds=1)
+        cands = early.recommend(members, n=cfg.n_candidates, now=now, users=dataset.users)
+        rows = cands[["user_id", "item_id"]].merge(truth, on=["user_id", "item_id"], how="left")
+        rows["label"] = rows["label"].fillna(0).astype(np.int8)
+        counts = {"positive": int((rows["label"] == 1).sum()), "negative": int((rows["label"] == 0).sum()),
+                  "ignored": 0}
+        result = downsample_negatives(rows, cfg.training.negatives_per_positive or 1e9, cfg.seed,
+                                      by=cfg.training.downsample_by)
+        kept = result.frame.reset_index(drop=True)
+        feature_rows = pd.DataFrame({"user_id": kept["user_id"].to_numpy(), "item_id": kept["item_id"].to_numpy(),
+                                     "timestamp": now})
+        if self.builder_.has_device_:
+            feature_rows["device"] = None
+        features = self._with_candidate_features(self.builder_.transform(feature_rows, visible), early,
+                                                 dataset.users)
+        timings["training_table"] += time.perf_counter() - t
+        return TrainingTable(features, kept["label"].to_numpy(dtype=np.int8), np.ones(len(kept)), result.as_dict(),
+                             counts, (None, now))
 
     def _candidate_table(self, dataset: Dataset, blend, start, end, seed: int) -> TrainingTable | None:
         """Rows (member, candidate) at `start` for members active in [start, end), labeled by what they did."""

@@ -160,8 +160,16 @@ class Recommender:
         self.config = config or RecommenderConfig()
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, progress: Progress | None = None) -> "Recommender":
-        """Fit every stage on `dataset` (see the module docstring for the time split)."""
+    def fit(self, dataset: Dataset, progress: Progress | None = None, reuse: "Recommender | None" = None
+            ) -> "Recommender":
+        """Fit every stage on `dataset` (see the module docstring for the time split).
+
+        `reuse`: a Recommender fitted on the same dataset with the same configuration apart from
+        the ranker; its features, candidates and training rows are shared, only the ranker is fitted
+        (how the evaluation compares rankers without refitting everything).
+        """
+        if reuse is not None:
+            return self._fit_ranker_only(dataset, reuse, progress)
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit needs a recsys Dataset, got {type(dataset).__name__}")
         if len(dataset.events) == 0:
@@ -212,6 +220,7 @@ class Recommender:
             if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
                 raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")
             table = _stack_tables(tables)
+            self.training_table_ = table
             t = time.perf_counter()
             say(f"ranker ({cfg.ranker}) on {len(table):,} rows", 0.6)
             self.ranker_ = make_ranker(cfg.ranker, cfg.ranker_params, cfg.seed).fit(table)
@@ -233,6 +242,26 @@ class Recommender:
         self.history_ = dataset
         self.fit_timings_ = timings
         self.fingerprint_ = dataset.fingerprint()
+        say("done", 1.0)
+        return self
+
+    def _fit_ranker_only(self, dataset: Dataset, other: "Recommender", progress: Progress | None) -> "Recommender":
+        other._check()
+        mine = dict(self.config.to_json(), ranker=None, ranker_params={})
+        theirs = dict(other.config.to_json(), ranker=None, ranker_params={})
+        if other.history_ is not dataset or mine != theirs or getattr(other, "training_table_", None) is None:
+            raise ValueError("reuse needs a Recommender fitted on this same dataset with the same configuration "
+                             "apart from the ranker")
+        say = progress or (lambda message, fraction: None)
+        for name in ("builder_", "generators_", "reranker_", "history_", "fingerprint_", "training_table_",
+                     "negative_keep_rate_"):
+            setattr(self, name, getattr(other, name))
+        self.training_summary_ = dict(other.training_summary_)
+        t = time.perf_counter()
+        say(f"ranker ({self.config.ranker}) on {len(self.training_table_):,} rows", 0.5)
+        self.ranker_ = None if self.config.ranker is None else make_ranker(
+            self.config.ranker, self.config.ranker_params, self.config.seed).fit(self.training_table_)
+        self.fit_timings_ = {"ranker": time.perf_counter() - t}
         say("done", 1.0)
         return self
 

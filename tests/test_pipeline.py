@@ -92,3 +92,13 @@ def test_unfitted_and_bad_config_are_clear_errors(data):
         RecommenderConfig(sources=("magic",))
     with pytest.raises(DataError, match="need more history"):
         Recommender(RecommenderConfig(ranker_window_days=100, ranker_windows=2)).fit(data)
+
+
+def test_rankers_can_share_the_other_stages(model, data):
+    forest = Recommender(RecommenderConfig(**{**CONFIG.__dict__, "ranker": "forest",
+                                              "ranker_params": {"n_estimators": 20}})).fit(data, reuse=model)
+    assert forest.generators_ is model.generators_ and forest.ranker_ is not model.ranker_
+    users = list(data.users["user_id"].iloc[:5])
+    assert len(forest.recommend(users)) == 50
+    with pytest.raises(ValueError, match="same configuration"):
+        Recommender(RecommenderConfig(sources=("popularity",), ranker="logistic")).fit(data, reuse=model)

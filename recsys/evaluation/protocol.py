@@ -146,15 +146,30 @@ class GeneratorPolicy:
 
 
 class RecommenderPolicy:
-    """The full two-stage pipeline with a given configuration."""
+    """The full two-stage pipeline with a given configuration.
 
-    def __init__(self, config) -> None:
+    Policies given the same `shared` dict reuse each other's candidates and training rows on the
+    same training data when their configurations differ only in the ranker.
+    """
+
+    def __init__(self, config, shared: dict | None = None) -> None:
         self.config = config
+        self.shared = shared
 
     def fit(self, train: Dataset) -> "RecommenderPolicy":
         from ..pipeline import Recommender
 
+        key = None
+        if self.shared is not None:
+            base = dict(self.config.to_json(), ranker=None, ranker_params={})
+            key = (id(train), repr(sorted(base.items())))
+            earlier = self.shared.get(key)
+            if earlier is not None and earlier.history_ is train and self.config.ranker is not None:
+                self.model_ = Recommender(self.config).fit(train, reuse=earlier)
+                return self
         self.model_ = Recommender(self.config).fit(train)
+        if key is not None and self.config.ranker is not None:
+            self.shared[key] = self.model_
         return self
 
     def recommend(self, user_ids, k, now, users) -> pd.DataFrame:

@@ -90,6 +90,8 @@ def read_npz(data: bytes, required: tuple[str, ...], what: str) -> dict[str, np.
     """Load an .npz from bytes with pickling disabled and check the arrays it must hold."""
     import io
 
+    if not data.startswith(b"PK"):
+        raise ArtifactError(f"{what} is not an .npz archive", file=what)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -275,7 +277,7 @@ class Ranker(abc.ABC):
         """The `top` feature contributions to the prediction of one row, largest magnitude first.
 
         Columns: feature, value (human-readable text), contribution (see `attrs["units"]`).
-        `attrs` also holds the prediction, the baseline and the method.
+        `attrs` also holds the prediction, the baseline, the method and each feature's description.
         """
         self._check_fitted()
         features = as_feature_table(features)
@@ -292,7 +294,9 @@ class Ranker(abc.ABC):
             ["order", "feature"], ascending=[False, True], kind="mergesort")
         out = frame.head(int(top))[list(EXPLANATION_COLUMNS)].reset_index(drop=True)
         out["contribution"] = out["contribution"].astype(float)
-        out.attrs.update({"method": self.explanation_method, **attrs})
+        fs = features.feature_set
+        out.attrs.update({"method": self.explanation_method, **attrs,
+                          "descriptions": {f: fs[f].description for f in out["feature"] if f in fs}})
         return out
 
     def feature_importance(self) -> pd.DataFrame:
@@ -365,8 +369,11 @@ class Ranker(abc.ABC):
         absent = [name for name in klass.required_files if name not in files]
         if absent:
             raise ArtifactError(f"the manifest lists no {absent} file(s), which a {kind} ranker needs", file=str(path))
+        params = inspect.signature(klass.__init__).parameters
+        config = {k: tuple(v) if isinstance(v, list) and k in params and isinstance(params[k].default, tuple) else v
+                  for k, v in manifest["config"].items()}
         try:
-            ranker = klass(**manifest["config"])
+            ranker = klass(**config)
         except TypeError as exc:
             raise ArtifactError(f"the saved configuration does not fit {klass.__name__}: {exc}", file=str(path)) from exc
         try:

@@ -38,6 +38,8 @@ class BoostingRanker(Ranker):
     early_stopping_rounds: stop when the validation log-loss has not improved for this many rounds.
     valid_fraction: without `valid`, the latest fraction of rows (by time) is the stopping fold.
     refit: after stopping on a carved-out fold, retrain on every row for the chosen number of rounds.
+    max_categories: categoricals with more training levels are not used (directors, composers: they
+        identify titles and overfit a time split, see docs/ranking.md).
     exclude: features never used (ids by default: they overfit, see docs/ranking.md).
     n_jobs: threads. seed: every LightGBM seed.
     """
@@ -168,10 +170,10 @@ class BoostingRanker(Ranker):
         lgb = _lightgbm()
         self.encoder_ = TabularEncoder.from_dict(read_json(files["encoder.json"], "encoder.json"))
         try:
-            text = files["lightgbm.txt"].decode("utf-8")
+            text = _checked_model_text(files["lightgbm.txt"].decode("utf-8"), len(self.encoder_.columns))
             self.booster_ = lgb.Booster(model_str=text)
-        except (UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
-            raise ArtifactError(f"lightgbm.txt is not a readable LightGBM model ({exc})", file="lightgbm.txt") from exc
+        except (UnicodeDecodeError, ValueError, lgb.basic.LightGBMError) as exc:
+            raise ArtifactError(f"lightgbm.txt is not a usable LightGBM model ({exc})", file="lightgbm.txt") from exc
         arrays = read_npz(files["importance.npz"], ("gain", "rounds"), "importance.npz")
         self.column_importance_ = arrays["gain"].astype(np.float64)
         self.best_iteration_ = int(arrays["rounds"][0])
@@ -179,3 +181,67 @@ class BoostingRanker(Ranker):
         if self.booster_.num_feature() != n_cols or len(self.column_importance_) != n_cols:
             raise ArtifactError(f"lightgbm.txt expects {self.booster_.num_feature()} inputs but encoder.json "
                                 f"produces {n_cols}", file="lightgbm.txt")
+
+
+_NODE_ARRAYS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+
+
+def _checked_model_text(text: str, n_features: int) -> str:
+    """Validate a LightGBM text model before LightGBM parses it; returns it without `tree_sizes`.
+
+    LightGBM trusts its model files: a damaged tree block can abort the process (parallel
+    parsing) or index out of bounds (child ids). Every tree's arrays are checked here, and
+    dropping `tree_sizes` makes LightGBM parse trees one by one, raising ordinary errors.
+    """
+    head, sep, rest = text.partition("\nTree=")
+    if not text.startswith("tree\n") or not sep or "end of trees" not in rest:
+        raise ValueError("not a LightGBM text model (no header, trees or end marker)")
+    header = dict(line.split("=", 1) for line in head.splitlines()[1:] if "=" in line)
+    if header.get("num_class") != "1" or header.get("num_tree_per_iteration") != "1":
+        raise ValueError("not a binary LightGBM model")
+    if header.get("max_feature_idx") != str(n_features - 1):
+        raise ValueError(f"the model reads {header.get('max_feature_idx')!r} + 1 features, the encoder makes {n_features}")
+    blocks = rest[: rest.index("end of trees")].split("\nTree=")
+    for k, block in enumerate(blocks):
+        lines = block.strip().splitlines()
+        if not lines or lines[0].strip() != str(k):
+            raise ValueError(f"tree {k} is missing or out of order")
+        kv = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+
+        def ints(key: str, n: int) -> np.ndarray:
+            values = np.array(kv.get(key, "").split(), dtype=np.int64)
+            if len(values) != n:
+                raise ValueError(f"tree {k}: {key} has {len(values)} values, expected {n}")
+            return values
+
+        leaves = int(kv.get("num_leaves", "0"))
+        if leaves < 1 or kv.get("is_linear", "0") != "0":
+            raise ValueError(f"tree {k}: bad num_leaves or a linear tree")
+        if len(np.array(kv.get("leaf_value", "").split(), dtype=np.float64)) != leaves:
+            raise ValueError(f"tree {k}: leaf_value does not have {leaves} values")
+        if leaves == 1:
+            continue
+        inner = leaves - 1
+        for key in _NODE_ARRAYS:
+            if key == "threshold":
+                if len(np.array(kv.get(key, "").split(), dtype=np.float64)) != inner:
+                    raise ValueError(f"tree {k}: threshold does not have {inner} values")
+        feature = ints("split_feature", inner)
+        decision = ints("decision_type", inner)
+        children = np.concatenate([ints("left_child", inner), ints("right_child", inner)])
+        if feature.min() < 0 or feature.max() >= n_features:
+            raise ValueError(f"tree {k}: split on a feature the encoder does not make")
+        if np.any(children >= inner) or np.any(~children[children < 0] >= leaves):
+            raise ValueError(f"tree {k}: a child index is out of range")
+        n_cat = int(kv.get("num_cat", "0"))
+        categorical = (decision & 1) == 1
+        if n_cat > 0:
+            bounds = ints("cat_boundaries", n_cat + 1)
+            if bounds[0] != 0 or np.any(np.diff(bounds) < 0):
+                raise ValueError(f"tree {k}: cat_boundaries are not increasing from 0")
+            ints("cat_threshold", int(bounds[-1]))
+        if categorical.any():
+            slots = np.array(kv["threshold"].split(), dtype=np.float64)[categorical]
+            if n_cat == 0 or np.any(slots < 0) or np.any(slots >= n_cat) or np.any(slots != np.floor(slots)):
+                raise ValueError(f"tree {k}: a categorical split points outside its category list")
+    return "\n".join(line for line in text.split("\n") if not line.startswith("tree_sizes="))

@@ -21,6 +21,7 @@ __all__ = ["Column", "TabularEncoder", "as_text"]
 
 CategoricalMode = Literal["onehot", "codes", "mixed"]
 ROLES = ("dense", "missing", "onehot", "code")
+_SMALL = 2048  # frames up to this many rows are encoded with dict look-ups
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,12 @@ class TabularEncoder:
             else:
                 continue  # "onehot" mode drops high-cardinality columns
             self.levels_[c] = levels
-        self._index = {c: pd.Index(v, dtype=object) for c, v in self.levels_.items()}
+        self._set_lookups()
         return self
+
+    def _set_lookups(self) -> None:
+        self._index = {c: pd.Index(v, dtype=object) for c, v in self.levels_.items()}
+        self._codes = {c: {lvl: k + 1 for k, lvl in enumerate(v)} for c, v in self.levels_.items()}
 
     def _check(self) -> None:
         if not hasattr(self, "dense_"):
@@ -209,7 +214,15 @@ class TabularEncoder:
         self._check()
         columns = self.coded_ if columns is None else columns
         out = np.zeros((len(frame), len(columns)), dtype=np.int64)
+        small = len(frame) <= _SMALL
         for j, c in enumerate(columns):
+            if small:  # a request's few hundred rows: plain dict look-ups beat pandas' per-call overhead
+                values = frame[c].to_numpy(dtype=object)
+                missing = pd.isna(values)
+                codes = self._codes[c]
+                out[:, j] = [0 if m else codes.get(v if type(v) is str else str(v), 0)
+                             for v, m in zip(values, missing)]
+                continue
             # factorize once (fast on any dtype), then look up only the distinct values
             codes, uniques = pd.factorize(frame[c], use_na_sentinel=True)
             lookup = self._index[c].get_indexer(as_text(pd.Series(uniques, dtype=object))) + 1
@@ -273,7 +286,7 @@ class TabularEncoder:
         if (set(enc.levels_) != set(enc.onehot_) | set(enc.coded_) or not set(enc.missing_) <= set(enc.dense_)
                 or not set(enc.log_) <= set(enc.dense_)):
             raise ValueError("encoder vocabularies do not match its categorical columns")
-        enc._index = {c: pd.Index(v, dtype=object) for c, v in enc.levels_.items()}
+        enc._set_lookups()
         return enc
 
 

@@ -31,6 +31,8 @@ class ForestRanker(Ranker):
     n_estimators, max_depth, min_samples_leaf, max_features, max_samples: scikit-learn's meaning
         (max_samples is the bootstrap fraction per tree; smaller is faster).
     onehot_max_levels: categoricals with at most this many levels are one-hot, others integer codes.
+    max_categories: categoricals with more training levels are not used (directors, composers: they
+        identify titles and overfit a time split, see docs/ranking.md).
     exclude: features never used (member and title ids by default: a forest only memorises them).
     n_jobs: training threads. seed: the forest's random_state.
     """
@@ -152,6 +154,7 @@ class ForestRanker(Ranker):
         n_nodes, n_cols = len(a["value"]), len(self.encoder_.columns)
         ok = (all(len(a[k]) == n_nodes for k in ("left", "right", "feature", "threshold"))
               and len(a["importance"]) == n_cols and len(a["roots"]) > 0 and len(a["depth"]) == 1
+              and 0 <= int(a["depth"][0]) <= min(n_nodes, 10_000)
               and a["feature"].max(initial=-1) < n_cols
               and np.all((a["roots"] >= 0) & (a["roots"] < n_nodes))
               and np.all(a["left"] < n_nodes) and np.all(a["right"] < n_nodes)

@@ -1,9 +1,10 @@
 """Logistic regression ranker: the explainable baseline of the design note.
 
-Dense features are imputed and standardised, categoricals one-hot encoded (columns with more
-than `onehot_max_levels` levels, such as member and title ids, are left out: their codes have
-no linear meaning). A feature's contribution to one prediction is coefficient x encoded value,
-in log-odds, summed over that feature's columns.
+Dense features are imputed, log-compressed when heavily skewed and standardised; categoricals
+are one-hot encoded (columns with more than `onehot_max_levels` levels, such as member and title
+ids or directors, are left out: they overfit a time split, see docs/ranking.md). A feature's
+contribution to one prediction is coefficient x encoded value, in log-odds, summed over that
+feature's columns.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class LogisticRanker(Ranker):
         self,
         C: float = 1.0,
         max_iter: int = 1000,
-        onehot_max_levels: int = 200,
+        onehot_max_levels: int = 50,
         exclude: tuple[str, ...] = ("user_id", "item_id"),
         seed: int = 0,
     ) -> None:

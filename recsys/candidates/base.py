@@ -13,17 +13,16 @@ import abc
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Literal, TypeVar
+from typing import Any, ClassVar, Iterable, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
+from ..artifacts import atomic_write
 from ..data.dataset import Dataset
 from ..data.errors import DataError
 from ..data.schema import MATURITY_MIN_AGE
@@ -89,21 +88,6 @@ def empty_recommendations(extra: Iterable[str] = ()) -> pd.DataFrame:
     for name in extra:
         frame[name] = pd.Series(dtype=str)
     return frame
-
-
-def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the target's folder, then rename over it (never a torn file)."""
-    target = Path(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_npz(target: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -24,7 +24,8 @@ from torch import nn
 
 from ..data.dataset import Dataset
 from ..data.errors import DataError
-from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, list_cells, atomic_write
+from ..artifacts import atomic_write
+from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, list_cells
 from .content import AGE_BANDS, age_band
 from .popularity import decayed_popularity
 

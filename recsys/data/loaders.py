@@ -10,14 +10,13 @@ import csv
 import io
 import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from ..artifacts import atomic_write
 from .dataset import Dataset, LoadReport, _hashable
 from .errors import DataError
 from .schema import SCHEMAS, TableSchema
@@ -219,20 +218,6 @@ def read_parquet_folder(path: str | Path, *, name: str | None = None) -> Dataset
 
 
 # -------------------------------------------------------------------- writing
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder and rename it over `target` (never a torn file)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _arrow_table(frame: pd.DataFrame, schema: TableSchema, target: Path):
     """An Arrow table with the documented types (ids/text as string, lists as list<string>)."""
     import pyarrow as pa
@@ -289,10 +274,10 @@ def save_dataset(dataset: Dataset, folder: str | Path, fmt: str = "parquet") -> 
             import pyarrow.parquet as pq
 
             arrow = _arrow_table(frame, SCHEMAS[table], target)
-            _atomic_write(target, lambda tmp, arrow=arrow: pq.write_table(arrow, tmp, compression="zstd"))
+            atomic_write(target, lambda tmp, arrow=arrow: pq.write_table(arrow, tmp, compression="zstd"))
         else:
             text = _csv_frame(frame)
-            _atomic_write(
+            atomic_write(
                 target,
                 lambda tmp, text=text: text.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8"),
             )

@@ -15,13 +15,13 @@ import inspect
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from ..artifacts import atomic_write_bytes
 from ..data.errors import DataError
 from ..features import FeatureTable, NotFittedError, Ragged
 from ..training_table import TrainingTable
@@ -36,7 +36,6 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
     "load_ranker",
-    "atomic_write",
     "format_value",
     "time_holdout",
 ]
@@ -53,22 +52,6 @@ class ArtifactError(DataError):
 
 
 # ------------------------------------------------------------------ file helpers
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def json_bytes(obj: Any) -> bytes:
     """Strict JSON (no NaN/Infinity) as UTF-8 bytes."""
     return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
@@ -317,7 +300,7 @@ class Ranker(abc.ABC):
         directory.mkdir(parents=True, exist_ok=True)
         files = self._files()
         for name, data in files.items():
-            atomic_write(directory / name, data)
+            atomic_write_bytes(directory / name, data)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -329,7 +312,7 @@ class Ranker(abc.ABC):
             "versions": _versions(),
             "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()},
         }
-        atomic_write(directory / MANIFEST, json_bytes(manifest))
+        atomic_write_bytes(directory / MANIFEST, json_bytes(manifest))
         return directory
 
     @classmethod

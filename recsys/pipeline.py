@@ -286,7 +286,7 @@ class Recommender:
 
     def _with_candidate_features(self, features: FeatureTable, blend, users: pd.DataFrame) -> FeatureTable:
         """Add every source's score and rank of each row's title for its member (NaN where it has none)."""
-        frame = features.frame.copy()
+        extra: dict[str, np.ndarray] = {}
         rows = features.rows
         member_ids = pd.Index(pd.unique(rows["user_id"].astype(str)))
         for gen in blend.generators:
@@ -304,8 +304,9 @@ class Recommender:
             k = np.full(len(rows), np.nan)
             s[ok] = values[r[ok], c[ok]]
             k[ok] = np.where(np.isnan(values[r[ok], c[ok]]), np.nan, ranks[r[ok], c[ok]])
-            frame[f"cand_score_{name}"] = s
-            frame[f"cand_rank_{name}"] = k
+            extra[f"cand_score_{name}"] = s
+            extra[f"cand_rank_{name}"] = k
+        frame = pd.concat([features.frame, pd.DataFrame(extra, index=features.frame.index)], axis=1)
         return FeatureTable(rows=features.rows, frame=frame, sparse=features.sparse,
                             feature_set=self._candidate_feature_set(features.feature_set, blend))
 
@@ -443,6 +444,8 @@ class Recommender:
         now, device = self._now(context)
         history = self.history_.as_of(now) if now <= self.history_.end else self.history_
         member_table = self.history_.users if users is None else pd.concat([self.history_.users, users])
+        wanted = pd.Index(np.atleast_1d(np.asarray(user_ids, dtype=object)).astype(str))
+        member_table = member_table[member_table["user_id"].isin(wanted)]
         cands = self.generators_.recommend(user_ids, n=self.config.n_candidates, now=now, users=member_table)
         rows = pd.DataFrame({"user_id": cands["user_id"].to_numpy(), "item_id": cands["item_id"].to_numpy(),
                              "timestamp": now})

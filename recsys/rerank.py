@@ -100,9 +100,15 @@ class ReRanker:
         if cfg.ignored_after == 0 or "watch_fraction" not in history.events.columns:
             return empty
         now = pd.Timestamp(now)
-        ev = history.events
-        ev = ev[(ev["timestamp"] < now) & (ev["timestamp"] >= now - pd.Timedelta(days=cfg.ignored_window_days))
-                & ev["user_id"].isin(pd.Index(np.asarray(user_ids, dtype=object)))]
+        cached = getattr(self, "_rows_by_user", None)
+        if cached is None or cached[0] is not history:
+            cached = (history, history.events.groupby("user_id", sort=False).indices)
+            self._rows_by_user = cached
+        rows = [cached[1][u] for u in pd.unique(np.asarray(user_ids, dtype=object)) if u in cached[1]]
+        if not rows:
+            return empty
+        ev = history.events.iloc[np.concatenate(rows)]
+        ev = ev[(ev["timestamp"] < now) & (ev["timestamp"] >= now - pd.Timedelta(days=cfg.ignored_window_days))]
         if ev.empty:
             return empty
         agg = ev.groupby(["user_id", "item_id"], sort=False)["watch_fraction"].agg(
@@ -134,7 +140,12 @@ class ReRanker:
             keep = np.ones(len(group), dtype=bool)
             reason_drop: list[str | None] = [None] * len(group)
             shows_seen: dict[str, str] = {}
+            enough = max(3 * k, 30)  # MMR picks among the best kept titles; the rest need no vetting
+            kept = 0
             for r in range(len(group)):
+                if kept >= enough:
+                    keep[r:] = False
+                    break
                 item, ix = group["item_id"].iat[r], idx[r]
                 if cfg.maturity_filter and age is not None and not pd.isna(age) and ix >= 0 and age < self.min_age_[ix]:
                     reason_drop[r] = f"rated {self.rating_[ix]}, the member is {int(age)}"
@@ -151,8 +162,10 @@ class ReRanker:
                     else:
                         shows_seen[self.titles_[ix]] = show
                 keep[r] = reason_drop[r] is None
+                kept += int(keep[r])
             for r in np.flatnonzero(~keep):
-                changes.append((user, group["item_id"].iat[r], "dropped", r + 1, None, reason_drop[r]))
+                if reason_drop[r] is not None:
+                    changes.append((user, group["item_id"].iat[r], "dropped", r + 1, None, reason_drop[r]))
             pool = np.flatnonzero(keep)
             chosen = self._mmr(group["score"].to_numpy(dtype=float)[pool], idx[pool], k)
             picked = pool[chosen]

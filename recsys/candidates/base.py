@@ -64,9 +64,11 @@ def as_id_index(ids: Any) -> pd.Index:
     """External ids as the text the Dataset stores (7, 7.0 and "7" all mean "7"); a scalar is one id."""
     if isinstance(ids, (str, bytes, int, float, np.integer, np.floating)):
         ids = [ids]
-    values = pd.Series(np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else ids,
-                                  dtype=object).ravel(), dtype=object)
-    return pd.Index(normalize_ids(values).fillna(""), dtype=object)
+    array = np.asarray(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else ids,
+                       dtype=object).ravel()
+    if all(type(v) is str and v and v == v.strip() for v in array):  # already normalised: the common case
+        return pd.Index(array, dtype=object)
+    return pd.Index(normalize_ids(pd.Series(array, dtype=object)).fillna(""), dtype=object)
 
 
 def to_time(t: Any) -> pd.Timestamp:
@@ -393,24 +395,30 @@ class CandidateGenerator(abc.ABC):
     # ----------------------------------------------------------- recommend
     def _batch(self, ids: pd.Index, users: pd.DataFrame | None) -> UserBatch:
         index = self.user_ids_.get_indexer(ids)
-        attrs = pd.DataFrame({"user_id": ids.to_numpy()})
-        known = self.users_.set_index("user_id")
+        cached = getattr(self, "_attribute_arrays", None)
+        if cached is None or cached[0] is not self.users_:
+            known = self.users_.set_index("user_id").reindex(self.user_ids_)
+            arrays = {col: np.append(known[col].to_numpy(dtype=object) if col in known.columns
+                                     else np.full(len(known), None, dtype=object), None) for col in USER_ATTRIBUTES}
+            cached = (self.users_, arrays)
+            self._attribute_arrays = cached
+        attrs = {"user_id": ids.to_numpy(dtype=object)}
         for col in USER_ATTRIBUTES:
-            values = pd.Series([None] * len(ids), dtype=object)
-            if col in known.columns:
-                values = pd.Series(known[col].reindex(ids).to_numpy(), dtype=object)
-            attrs[col] = values.to_numpy()
+            attrs[col] = cached[1][col][index].copy()  # index -1 picks the trailing None
         if users is not None:
             if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
                 raise DataError("users must be a DataFrame with a user_id column", column="user_id")
-            given = users.copy()
-            given["user_id"] = as_id_index(given["user_id"]).to_numpy()
-            given = given.drop_duplicates("user_id", keep="last").set_index("user_id")
-            for col in USER_ATTRIBUTES:
-                if col in given.columns:
-                    new = pd.Series(given[col].reindex(ids).to_numpy(), dtype=object)
-                    attrs[col] = new.where(new.notna(), pd.Series(attrs[col].to_numpy(), dtype=object)).to_numpy()
-        return UserBatch(ids=ids.to_numpy(dtype=object), index=index.astype(np.int64), attributes=attrs)
+            given = users.assign(user_id=as_id_index(users["user_id"]).to_numpy())
+            given = given[given["user_id"].isin(ids)].drop_duplicates("user_id", keep="last")
+            if len(given):
+                rows = ids.get_indexer(given["user_id"])
+                for col in USER_ATTRIBUTES:
+                    if col in given.columns:
+                        values = given[col].to_numpy(dtype=object)
+                        present = pd.notna(values)
+                        attrs[col][rows[present]] = values[present]
+        return UserBatch(ids=ids.to_numpy(dtype=object), index=index.astype(np.int64),
+                         attributes=pd.DataFrame(attrs))
 
     def _ages(self, batch: UserBatch) -> np.ndarray:
         return pd.to_numeric(batch.attributes["age"], errors="coerce").to_numpy(dtype=float)

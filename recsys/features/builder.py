@@ -490,9 +490,9 @@ class FeatureBuilder:
             padded = Ragged(lists.values, np.concatenate([lists.offsets, [lists.offsets[-1]]]), lists.vocab)
             sparse[name] = padded.take(i)
 
-        frame = pd.DataFrame({name: cols[name] for name in fs.names(kind=("dense", "categorical"))})
-        for name in fs.dense:
-            frame[name] = frame[name].astype(float)
+        dense = set(fs.dense)
+        frame = pd.DataFrame({name: np.asarray(cols[name], dtype=float) if name in dense else cols[name]
+                              for name in fs.names(kind=("dense", "categorical"))})
         keep = ["user_id", "item_id", "timestamp"] + (["device"] if "device" in rows.columns else [])
         return FeatureTable(rows=rows[keep].copy(), frame=frame, sparse=sparse, feature_set=fs)
 

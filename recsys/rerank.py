@@ -111,8 +111,10 @@ class ReRanker:
         ev = ev[(ev["timestamp"] < now) & (ev["timestamp"] >= now - pd.Timedelta(days=cfg.ignored_window_days))]
         if ev.empty:
             return empty
-        agg = ev.groupby(["user_id", "item_id"], sort=False)["watch_fraction"].agg(
-            times_shown=lambda s: int((s == 0).sum()), played=lambda s: bool((s > 0).any())).reset_index()
+        wf = ev["watch_fraction"].to_numpy(dtype=float)
+        agg = ev[["user_id", "item_id"]].assign(times_shown=(wf == 0).astype(int), played=wf > 0).groupby(
+            ["user_id", "item_id"], sort=False).agg(times_shown=("times_shown", "sum"), played=("played", "any"))
+        agg = agg.reset_index()
         agg = agg[(agg["times_shown"] >= cfg.ignored_after) & ~agg["played"]]
         return agg[["user_id", "item_id", "times_shown"]].reset_index(drop=True)
 

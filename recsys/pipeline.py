@@ -443,9 +443,13 @@ class Recommender:
     def _score_candidates(self, user_ids, context, users: pd.DataFrame | None = None):
         now, device = self._now(context)
         history = self.history_.as_of(now) if now <= self.history_.end else self.history_
-        member_table = self.history_.users if users is None else pd.concat([self.history_.users, users])
-        wanted = pd.Index(np.atleast_1d(np.asarray(user_ids, dtype=object)).astype(str))
-        member_table = member_table[member_table["user_id"].isin(wanted)]
+        # the generators know every member of the history; only attributes of others need passing
+        member_table = None
+        if users is not None:
+            wanted = pd.Index(np.atleast_1d(np.asarray(user_ids, dtype=object)).astype(str))
+            member_table = users[users["user_id"].astype(str).isin(wanted)
+                                 & ~users["user_id"].astype(str).isin(self.history_.users["user_id"])]
+            member_table = member_table if len(member_table) else None
         cands = self.generators_.recommend(user_ids, n=self.config.n_candidates, now=now, users=member_table)
         rows = pd.DataFrame({"user_id": cands["user_id"].to_numpy(), "item_id": cands["item_id"].to_numpy(),
                              "timestamp": now})

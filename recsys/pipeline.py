@@ -526,20 +526,22 @@ class Recommender:
         return self.ranker_.explain(features, 0, top=top)
 
     def _titled(self, frame: pd.DataFrame) -> pd.DataFrame:
-        titles = self.history_.items.set_index("item_id")["title"]
+        if getattr(self, "_titles", None) is None:
+            self._titles = self.history_.items.set_index("item_id")["title"]
+        titles = self._titles
         return frame.assign(title=frame["item_id"].map(titles).to_numpy()) if len(frame) else frame.assign(title=[])
 
     def _present(self, items: pd.DataFrame, features: FeatureTable) -> pd.DataFrame:
         cols = ["user_id", "rank", "item_id", "title", "score", "source", "reason"]
         if len(items) == 0:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        rows = features.frame.iloc[items["_row"].to_numpy()].reset_index(drop=True)
+        wanted = [c for c in _REASON_FEATURES if c in features.frame.columns]
+        rows = features.frame[wanted].iloc[items["_row"].to_numpy()].to_dict("records")
         out = self._titled(items.reset_index(drop=True))
-        out["reason"] = [self._reason(src, row, item) for src, (_, row), item in
-                         zip(out["source"], rows.iterrows(), out["item_id"])]
+        out["reason"] = [self._reason(src, row, item) for src, row, item in zip(out["source"], rows, out["item_id"])]
         return out[cols + [c for c in ("sources", "rank_before_rerank") if c in out.columns]]
 
-    def _reason(self, source: str, row: pd.Series, item_id: str) -> str:
+    def _reason(self, source: str, row: dict[str, Any], item_id: str) -> str:
         """A short, human reason from the features behind this title's score."""
         if getattr(self, "_genres", None) is None:
             items = self.history_.items
@@ -648,6 +650,10 @@ class Recommender:
         model.fit_timings_ = manifest.get("fit_seconds", {})
         model.metrics_ = manifest.get("metrics", {})
         return model
+
+
+_REASON_FEATURES = ("user_show_plays", "is_holiday_title", "days_to_holiday", "upcoming_holiday", "user_genre_match",
+                    "user_actor_match", "days_on_platform", "user_plays")
 
 
 def _stack_tables(tables: list[TrainingTable]) -> TrainingTable:

@@ -107,16 +107,25 @@ class ReRanker:
         rows = [cached[1][u] for u in pd.unique(np.asarray(user_ids, dtype=object)) if u in cached[1]]
         if not rows:
             return empty
-        ev = history.events.iloc[np.concatenate(rows)]
-        ev = ev[(ev["timestamp"] < now) & (ev["timestamp"] >= now - pd.Timedelta(days=cfg.ignored_window_days))]
-        if ev.empty:
+        idx = np.concatenate(rows)
+        ev = history.events
+        when = ev["timestamp"].to_numpy()[idx]
+        lo = np.datetime64(now - pd.Timedelta(days=cfg.ignored_window_days), "ns")
+        idx = idx[(when < np.datetime64(now, "ns")) & (when >= lo)]
+        if len(idx) == 0:
             return empty
-        wf = ev["watch_fraction"].to_numpy(dtype=float)
-        agg = ev[["user_id", "item_id"]].assign(times_shown=(wf == 0).astype(int), played=wf > 0).groupby(
-            ["user_id", "item_id"], sort=False).agg(times_shown=("times_shown", "sum"), played=("played", "any"))
-        agg = agg.reset_index()
-        agg = agg[(agg["times_shown"] >= cfg.ignored_after) & ~agg["played"]]
-        return agg[["user_id", "item_id", "times_shown"]].reset_index(drop=True)
+        shown: dict[tuple[str, str], int] = {}
+        played: set[tuple[str, str]] = set()
+        for key, wf in zip(zip(ev["user_id"].to_numpy()[idx], ev["item_id"].to_numpy()[idx]),
+                           ev["watch_fraction"].to_numpy(dtype=float)[idx]):
+            if wf > 0:
+                played.add(key)
+            elif wf == 0:
+                shown[key] = shown.get(key, 0) + 1
+        out = [(u, i, n) for (u, i), n in shown.items() if n >= cfg.ignored_after and (u, i) not in played]
+        if not out:
+            return empty
+        return pd.DataFrame(out, columns=["user_id", "item_id", "times_shown"])
 
     def rerank(self, ranked: pd.DataFrame, k: int = 10, ignored: pd.DataFrame | None = None,
                ages: dict | None = None) -> RerankResult:

@@ -398,3 +398,22 @@ def test_interaction_weights_follow_labels(tiny):
     assert recent.seen_.nnz == full.seen_.nnz  # ...but finished titles stay "seen"
     with pytest.raises(ValueError, match="window_days"):
         EASEGenerator(interactions=InteractionConfig(window_days=-1)).fit(tiny)
+
+
+def test_score_items_reuses_only_the_same_requests_scores():
+    """The per-thread memo behind fast serving must never hand one request's scores to another."""
+    from recsys.candidates import PopularityGenerator
+    from recsys.data.synthetic import SyntheticWorld, WorldConfig
+
+    data = SyntheticWorld(WorldConfig(seed=2, n_users=60, n_movies=40, n_shows=2, days=40)).simulate()
+    gen = PopularityGenerator().fit(data)
+    a, b = list(data.users["user_id"].iloc[:3]), list(data.users["user_id"].iloc[3:5])
+    gen.recommend(a, n=5)
+    fresh = gen.score_items(b)
+    assert list(fresh.index) == b
+    gen.recommend(b, n=5)
+    assert gen.score_items(b).equals(fresh)
+    later = data.as_of(data.end - pd.Timedelta(days=20))
+    gen.recommend(b, n=5)
+    refit = gen.fit(later).score_items(b)
+    assert not refit.equals(fresh)

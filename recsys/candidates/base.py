@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal, TypeVar
@@ -50,6 +51,15 @@ MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 USERS_FILE = "users.parquet"
 USER_ATTRIBUTES: tuple[str, ...] = ("age", "gender", "language", "country")
+_LAST_SCORES = threading.local()  # per thread: each generator's last raw scores, for score_items to reuse
+
+
+def _last_scores() -> dict[int, tuple]:
+    memo = getattr(_LAST_SCORES, "by_generator", None)
+    if memo is None:
+        memo = _LAST_SCORES.by_generator = {}
+    return memo
+
 _CHUNK = 2048  # users scored at once: bounds memory at _CHUNK x n_items floats
 
 G = TypeVar("G", bound="CandidateGenerator")
@@ -341,6 +351,7 @@ class CandidateGenerator(abc.ABC):
         if self.name is not None and (not isinstance(self.name, str) or not self.name.isidentifier()):
             raise ValueError(f"name must be an identifier-like text (it becomes column names), got {self.name!r}")
         self._validate()
+        _last_scores().pop(id(self), None)  # scores remembered from before this fit are stale
         config = getattr(self, "interactions", None) or InteractionConfig()
         config.validate()
         interactions = Interactions.from_dataset(dataset, config)
@@ -490,6 +501,8 @@ class CandidateGenerator(abc.ABC):
             scores = np.asarray(self._score(batch), dtype=np.float64)
             if scores.shape != (len(batch), len(self.item_ids_)):
                 raise RuntimeError(f"{type(self).__name__}._score returned shape {scores.shape}")
+            if len(ids) <= _CHUNK:  # remembered (per thread) so score_items of the same request reuses it
+                _last_scores()[id(self)] = (self, tuple(ids), users, scores.copy())
             scores = np.where(np.isnan(scores), -np.inf, scores)
             self._mask(scores, batch, exclude_seen, available)
             top, top_scores = top_n(scores, int(n))
@@ -508,8 +521,11 @@ class CandidateGenerator(abc.ABC):
         """
         self._check_fitted()
         ids = pd.Index(pd.unique(as_id_index(user_ids).to_numpy()), dtype=object)
-        batch = self._batch(ids, users)
-        scores = np.asarray(self._score(batch), dtype=np.float64)
+        last = _last_scores().get(id(self))
+        if last is not None and last[0] is self and last[2] is users and last[1] == tuple(ids):
+            scores = last[3]
+        else:
+            scores = np.asarray(self._score(self._batch(ids, users)), dtype=np.float64)
         return pd.DataFrame(scores, index=pd.Index(ids, name="user_id"), columns=self.item_ids_)
 
     @abc.abstractmethod

@@ -142,7 +142,8 @@ class ReRanker:
                 index=False)}
         for user, group in ranked.groupby("user_id", sort=False):
             group = group.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-            idx = self.item_ids_.get_indexer(pd.Index(group["item_id"].astype(str)))
+            item_ids = group["item_id"].astype(str).to_numpy(dtype=object)
+            idx = self.item_ids_.get_indexer(pd.Index(item_ids))
             age = None
             if ages is not None and user in ages:
                 age = ages[user]
@@ -157,7 +158,7 @@ class ReRanker:
                 if kept >= enough:
                     keep[r:] = False
                     break
-                item, ix = group["item_id"].iat[r], idx[r]
+                item, ix = item_ids[r], idx[r]
                 if cfg.maturity_filter and age is not None and not pd.isna(age) and ix >= 0 and age < self.min_age_[ix]:
                     reason_drop[r] = f"rated {self.rating_[ix]}, the member is {int(age)}"
                 elif (user, item) in ignored_map:
@@ -176,7 +177,7 @@ class ReRanker:
                 kept += int(keep[r])
             for r in np.flatnonzero(~keep):
                 if reason_drop[r] is not None:
-                    changes.append((user, group["item_id"].iat[r], "dropped", r + 1, None, reason_drop[r]))
+                    changes.append((user, item_ids[r], "dropped", r + 1, None, reason_drop[r]))
             pool = np.flatnonzero(keep)
             chosen = self._mmr(group["score"].to_numpy(dtype=float)[pool], idx[pool], k)
             picked = pool[chosen]
@@ -184,9 +185,9 @@ class ReRanker:
             final["rank"] = np.arange(1, len(final) + 1)
             final["rank_before_rerank"] = picked + 1
             final["user_id"] = user
-            for new_rank, (old, (_, row)) in enumerate(zip(picked, final.iterrows()), start=1):
+            for new_rank, old in enumerate(picked, start=1):
                 if cfg.diversity > 0 and new_rank != self._rank_without_mmr(pool, old):
-                    changes.append((user, row["item_id"], "moved", old + 1, new_rank,
+                    changes.append((user, item_ids[old], "moved", old + 1, new_rank,
                                     "moved for variety (maximal marginal relevance over genres/synopsis)"))
             out_rows.append(final)
         items = pd.concat(out_rows, ignore_index=True) if out_rows else ranked.head(0).assign(rank=[])

@@ -409,8 +409,11 @@ class FeatureBuilder:
             cols["device"] = np.full(n, None, dtype=object)
 
         # ---- media
-        for c in self.item_static_.columns:
-            cols[c] = self.item_static_[c].to_numpy()[i]
+        static_items = getattr(self, "_item_static_arrays", None)
+        if static_items is None:
+            static_items = self._item_static_arrays = {c: self.item_static_[c].to_numpy() for c in self.item_static_}
+        for c, values in static_items.items():
+            cols[c] = values[i]
         if self.release_ is not None:
             rel = np.concatenate([self.release_, [np.datetime64("NaT")]])
             cols["days_since_release"] = (times - rel[i]) / np.timedelta64(1, "D")

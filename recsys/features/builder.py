@@ -369,7 +369,7 @@ class FeatureBuilder:
         start, stop = hist.play_range(u, sec)
         n_hist = (stop - start).astype(float)
         cols["user_plays"] = n_hist
-        pos_cum = np.concatenate([[0], np.cumsum(hist.positive)])
+        pos_cum = hist.memo("positive", lambda: np.concatenate([[0], np.cumsum(hist.positive)]))
         with np.errstate(invalid="ignore", divide="ignore"):
             cols["user_positive_share"] = np.where(n_hist > 0, (pos_cum[stop] - pos_cum[start]) / n_hist, 0.0)
         last = np.where(stop > start, stop - 1, 0)
@@ -377,8 +377,8 @@ class FeatureBuilder:
         cols["days_since_last_play"] = np.where(has_last, (sec - (hist.sec[last] if len(hist.sec) else 0)) / DAY_SECONDS,
                                                 np.nan)
         if self.has_sessions_ and hist.minutes is not None and hist.new_session is not None:
-            m_cum = np.concatenate([[0.0], np.cumsum(hist.minutes)])
-            s_cum = np.concatenate([[0], np.cumsum(hist.new_session)])
+            m_cum = hist.memo("minutes", lambda: np.concatenate([[0.0], np.cumsum(hist.minutes)]))
+            s_cum = hist.memo("sessions", lambda: np.concatenate([[0], np.cumsum(hist.new_session)]))
             sessions = s_cum[stop] - s_cum[start]
             with np.errstate(invalid="ignore", divide="ignore"):
                 cols["avg_session_minutes"] = np.where(sessions > 0, (m_cum[stop] - m_cum[start]) / np.maximum(sessions, 1), 0.0)
@@ -388,7 +388,8 @@ class FeatureBuilder:
             prim = self.primary_genre_[hist.item[last]] if len(hist.item) else np.full(n, -1)
             names = np.asarray(self.genres_ + [None], dtype=object)
             cols["last_genre"] = np.where(has_last & (prim >= 0), names[prim], None)
-            g_cum = np.vstack([np.zeros((1, len(self.genres_))), np.cumsum(self.genre_matrix_[hist.item], axis=0)])
+            g_cum = hist.memo("genres", lambda: np.vstack([np.zeros((1, len(self.genres_))),
+                                                          np.cumsum(self.genre_matrix_[hist.item], axis=0)]))
             share = (g_cum[stop] - g_cum[start]) / np.maximum(n_hist, 1)[:, None]
             for k, g in enumerate(self.genres_):
                 cols[f"user_genre_share_{_slug(g)}"] = share[:, k]
@@ -396,7 +397,8 @@ class FeatureBuilder:
             lang_onehot = np.zeros((len(self.item_lang_), len(self.languages_)))
             known = self.item_lang_ >= 0
             lang_onehot[np.flatnonzero(known), self.item_lang_[known]] = 1.0
-            l_cum = np.vstack([np.zeros((1, len(self.languages_))), np.cumsum(lang_onehot[hist.item], axis=0)])
+            l_cum = hist.memo("languages", lambda: np.vstack([np.zeros((1, len(self.languages_))),
+                                                             np.cumsum(lang_onehot[hist.item], axis=0)]))
             share = (l_cum[stop] - l_cum[start]) / np.maximum(n_hist, 1)[:, None]
             for k, lang in enumerate(self.languages_):
                 cols[f"user_language_share_{_slug(lang)}"] = share[:, k]

@@ -7,7 +7,7 @@ an event in the same second as the row counts as *not* before it (never a leak).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,13 @@ class History:
     search_tokens_offsets: np.ndarray
     search_tokens: np.ndarray
     token_vocab: tuple[str, ...]
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def memo(self, key: str, compute):
+        """A derived array (cumulative sums), computed once per indexed history."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @classmethod
     def build(cls, dataset: Dataset, item_ids: pd.Index, users: pd.Index, origin: np.datetime64,

@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="sample")
     parser.add_argument("--artifacts", type=Path, default=None)
-    parser.add_argument("--ranker", default="boosting")
+    parser.add_argument("--ranker", default="logistic")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

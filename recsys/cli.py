@@ -131,7 +131,7 @@ def _progress_bar(desc: str):
 def train(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
     out: Path = typer.Option(Path("artifacts/model"), "--out", help="Folder to write the model into."),
-    ranker: str = typer.Option("boosting", help="logistic | forest | boosting | deep | none"),
+    ranker: str = typer.Option("logistic", help="logistic | forest | boosting | deep | none"),
     sources: str = typer.Option("", help="Comma-separated candidate sources (default: the tuned set)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),

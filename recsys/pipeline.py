@@ -46,7 +46,9 @@ class RecommenderConfig:
     """What the pipeline is made of.
 
     sources / quotas: candidate generators and their shares of the `n_candidates` slots.
-    ranker: one of RANKERS, or None to serve the blend's order.
+    ranker: one of RANKERS, or None to serve the blend's order. Logistic regression is the default
+        by measurement: on the sample (3 temporal folds) it ties LightGBM (NDCG@10 0.1669 both) and on
+        MovieLens-layout explicit data LightGBM overfits (0.171 against 0.206-0.223).
     training_rows: "candidates" (default) trains the ranker on what it will rank: at the start of
         each of the last `ranker_windows` windows of `ranker_window_days`, the blend's candidates
         for every member active in the window, labeled by what the member then did (finished
@@ -63,7 +65,7 @@ class RecommenderConfig:
     sources: tuple[str, ...] = ("popularity", "ease", "als", "content", "two_tower")
     quotas: dict[str, float] | None = None
     n_candidates: int = 200
-    ranker: str | None = "boosting"
+    ranker: str | None = "logistic"
     ranker_params: dict[str, Any] = field(default_factory=dict)
     ranker_window_days: float = 14.0
     ranker_windows: int = 3

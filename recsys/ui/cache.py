@@ -28,3 +28,12 @@ def training_table(spec: str, negatives_per_positive: float = 4.0, seed: int = 0
 
     return build_training_table(load_cached_dataset(spec),
                                 config=TrainingConfig(negatives_per_positive=negatives_per_positive, seed=seed))
+
+
+@st.cache_resource(show_spinner="Preparing onboarding (title profiles and synopsis embeddings)…")
+def onboarding_model(spec: str):
+    """The content-based generator behind cold-start onboarding, fitted once per dataset and shared
+    by every session (read-only after fit)."""
+    from ..candidates import ContentGenerator
+
+    return ContentGenerator().fit(load_cached_dataset(spec))

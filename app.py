@@ -7,6 +7,7 @@ st.set_page_config(page_title="recsys", page_icon=":material/movie:", layout="wi
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/onboarding.py", title="Onboarding", icon=":material/waving_hand:"),
+    st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page("pages/features.py", title="Features", icon=":material/bar_chart:"),
 ]
 st.navigation(pages).run()

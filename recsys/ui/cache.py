@@ -37,3 +37,12 @@ def onboarding_model(spec: str):
     from ..candidates import ContentGenerator
 
     return ContentGenerator().fit(load_cached_dataset(spec))
+
+
+@st.cache_resource(show_spinner="Training the pipeline on this dataset (about a minute, once per server)…")
+def trained_recommender(spec: str):
+    """The default Recommender fitted on the dataset, shared by every session. It is only read after fit:
+    no per-member state is kept in it."""
+    from ..pipeline import Recommender
+
+    return Recommender().fit(load_cached_dataset(spec))

@@ -80,3 +80,31 @@ def weight_histogram(weight, label) -> go.Figure:
                        title="Sample weights (positives grow with minutes watched)")
     fig.update_layout(margin=dict(t=40, b=10))
     return fig
+
+
+def member_genre_histogram(plays: pd.DataFrame, items: pd.DataFrame) -> go.Figure:
+    """Genres of a member's past plays (a title counts once per genre)."""
+    genres = plays.merge(items[["item_id", "genres"]], on="item_id")["genres"].explode().dropna()
+    counts = genres.value_counts().rename_axis("genre").reset_index(name="plays")
+    fig = px.bar(counts, x="plays", y="genre", orientation="h", title="Genres watched")
+    fig.update_layout(margin=dict(t=40, b=10), yaxis={"categoryorder": "total ascending"})
+    return fig
+
+
+def watch_timeline(plays: pd.DataFrame, items: pd.DataFrame) -> go.Figure:
+    """A member's plays over time, coloured by how much of each title they watched."""
+    frame = plays.merge(items[["item_id", "title"]], on="item_id")
+    fig = px.scatter(frame, x="timestamp", y="title", color="watch_fraction" if "watch_fraction" in frame else None,
+                     color_continuous_scale="RdYlGn", range_color=(0, 1), title="Watch history")
+    fig.update_layout(margin=dict(t=40, b=10), height=max(300, 18 * frame["title"].nunique() + 80))
+    return fig
+
+
+def contributions(explanation: pd.DataFrame) -> go.Figure:
+    """Feature contributions to one P(watch), largest first."""
+    frame = explanation.assign(label=explanation["feature"] + " = " + explanation["value"].astype(str))
+    fig = px.bar(frame.iloc[::-1], x="contribution", y="label", orientation="h",
+                 color=frame.iloc[::-1]["contribution"] > 0, color_discrete_map={True: "#2a9d8f", False: "#e76f51"},
+                 title="Why this score")
+    fig.update_layout(showlegend=False, margin=dict(t=40, b=10), yaxis_title="")
+    return fig

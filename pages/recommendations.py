@@ -1,0 +1,83 @@
+"""Recommendations: why this title, for this member, now? Candidates, ranking, re-rank and reasons."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from recsys.data import DataError
+from recsys.ui import load_cached_dataset, trained_recommender
+from recsys.ui.charts import contributions, member_genre_histogram, watch_timeline
+
+st.title("Recommendation inspector")
+spec = st.session_state.get("data_spec", "sample")
+try:
+    dataset = load_cached_dataset(spec)
+    model = trained_recommender(spec)
+except DataError as err:
+    st.error(f"Could not train on {spec!r}.\n\n{err}")
+    st.stop()
+
+users = dataset.users["user_id"].tolist()
+if "inspector_user" not in st.session_state:
+    st.session_state["inspector_user"] = users[0]
+c1, c2 = st.columns([3, 1])
+if c2.button("Random member", key="random_member"):
+    st.session_state["inspector_user"] = str(np.random.default_rng().choice(users))
+user = c1.selectbox("Member", users, key="inspector_user")
+
+end = dataset.end
+d1, d2, d3 = st.columns(3)
+day = d1.date_input("Date", value=end.date(), key="context_date")
+hour = d2.slider("Hour of day", 0, 23, value=20, key="context_hour")
+devices = sorted(dataset.events["device"].dropna().unique()) if dataset.has("events", "device") else []
+device = d3.selectbox("Device", devices, index=devices.index("tv") if "tv" in devices else 0,
+                      key="context_device") if devices else None
+now = pd.Timestamp(day) + pd.Timedelta(hours=hour)
+context = {"now": now, "device": device}
+
+profile = dataset.users.set_index("user_id").loc[user]
+history = dataset.plays()
+history = history[(history["user_id"] == user) & (history["timestamp"] < now)]
+st.subheader("Profile")
+cols = st.columns(5)
+for col, name in zip(cols, ("age", "gender", "language", "country")):
+    if name in profile.index:
+        col.metric(name.capitalize(), str(profile[name]))
+cols[4].metric("Plays before now", f"{len(history):,}")
+if len(history):
+    left, right = st.columns(2)
+    left.plotly_chart(member_genre_histogram(history, dataset.items), width="stretch")
+    right.plotly_chart(watch_timeline(history.tail(40), dataset.items), width="stretch")
+else:
+    st.info("No viewing history before this moment: the list comes from popularity and the member's profile.")
+
+try:
+    result = model.inspect(user, k=10, context=context)
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+
+st.subheader("Top 10 after re-ranking")
+final = result.final[["rank", "title", "score", "source", "reason", "rank_before_rerank"]].rename(
+    columns={"score": "p(watch)", "rank_before_rerank": "rank before re-rank"})
+st.dataframe(final, hide_index=True, width="stretch",
+             column_config={"p(watch)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+if len(result.changes):
+    with st.expander(f"What the re-rank changed ({len(result.changes)})"):
+        st.dataframe(result.changes[["title", "action", "from_rank", "to_rank", "reason"]], hide_index=True,
+                     width="stretch")
+
+with st.expander("Ranked candidates (every candidate with its p(watch))"):
+    st.dataframe(result.ranked[["rank", "title", "score", "source", "sources", "candidate_rank"]].rename(
+        columns={"score": "p(watch)"}), hide_index=True, width="stretch")
+with st.expander("Candidates by source"):
+    score_cols = [c for c in result.candidates.columns if c.startswith("score_")]
+    st.dataframe(result.candidates.assign(title=result.candidates["item_id"].map(
+        dataset.items.set_index("item_id")["title"]))[["title", "source", "sources", *score_cols]],
+        hide_index=True, width="stretch")
+
+st.subheader("Why this title?")
+choice = st.selectbox("Title", result.final["title"].tolist(), key="explain_title")
+if choice:
+    item = result.final.loc[result.final["title"] == choice, "item_id"].iat[0]
+    st.plotly_chart(contributions(model.explain(user, item, context=context, top=10)), width="stretch")

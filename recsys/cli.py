@@ -28,6 +28,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _load(spec: str):
+    """The dataset for `spec`, or exit 2 with the loader's message."""
+    from .data.loaders import load_dataset
+
+    try:
+        return load_dataset(spec)
+    except DataError as err:
+        _fail(str(err))
+
+
 def _emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -72,14 +82,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Counts, time span, genres and density of a dataset."""
-    from .data.loaders import load_dataset
-
-    try:
-        dataset = load_dataset(data)
-    except DataError as err:
-        _fail(str(err))
-        return
-    summary = dataset.summary()
+    summary = _load(data).summary()
     if as_json:
         _emit_json(summary)
         return
@@ -93,14 +96,9 @@ def features(
     markdown: bool = typer.Option(False, "--markdown", help="Print a markdown table (for docs)."),
 ) -> None:
     """The features the ranking stage can use on a dataset: name, group, type, description."""
-    from .data.loaders import load_dataset
     from .features import FeatureBuilder
 
-    try:
-        dataset = load_dataset(data)
-    except DataError as err:
-        _fail(str(err))
-        return
+    dataset = _load(data)
     table = FeatureBuilder(use_embeddings=dataset.has("items", "synopsis")).fit(dataset).feature_set.describe()
     if as_json:
         _emit_json(table.to_dict("records"))

@@ -9,5 +9,6 @@ pages = [
     st.Page("pages/onboarding.py", title="Onboarding", icon=":material/waving_hand:"),
     st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page("pages/features.py", title="Features", icon=":material/bar_chart:"),
+    st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
 ]
 st.navigation(pages).run()

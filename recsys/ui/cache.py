@@ -46,3 +46,12 @@ def trained_recommender(spec: str):
     from ..pipeline import Recommender
 
     return Recommender().fit(load_cached_dataset(spec))
+
+
+@st.cache_data(show_spinner=False)
+def load_report(path: str, modified: float) -> dict:
+    """An evaluation report (JSON written by `recsys evaluate`); `modified` keys the cache to the file's mtime."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

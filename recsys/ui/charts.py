@@ -108,3 +108,34 @@ def contributions(explanation: pd.DataFrame) -> go.Figure:
                  title="Why this score")
     fig.update_layout(showlegend=False, margin=dict(t=40, b=10), yaxis_title="")
     return fig
+
+
+def metric_curves(report: dict, metric: str) -> go.Figure:
+    """metric@k for k = 1..max_k, one line per model."""
+    rows = []
+    for name, model in report["models"].items():
+        for k, value in enumerate(model["curves"][metric], start=1):
+            rows.append({"model": name, "k": k, metric: value})
+    fig = px.line(pd.DataFrame(rows), x="k", y=metric, color="model", title=f"{metric}@k")
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig
+
+
+def per_fold(report: dict, metric: str) -> go.Figure:
+    """Each model's metric in each fold."""
+    rows = [{"model": name, "fold": str(f["fold"]), metric: f[metric]}
+            for name, model in report["models"].items() for f in model["per_fold"]]
+    fig = px.bar(pd.DataFrame(rows), x="model", y=metric, color="fold", barmode="group", title=f"{metric} per fold")
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig
+
+
+def per_segment(report: dict, segment: str, metric: str) -> go.Figure:
+    """Each model's metric by member segment (activity, device or language)."""
+    rows = [{"model": name, segment: value, metric: stats[metric], "members": stats["users"]}
+            for name, model in report["models"].items()
+            for value, stats in model.get("segments", {}).get(segment, {}).items()]
+    fig = px.bar(pd.DataFrame(rows), x=segment, y=metric, color="model", barmode="group", hover_data=["members"],
+                 title=f"{metric} by {segment}")
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig

@@ -1,0 +1,70 @@
+"""The metrics dashboard reads an evaluation report; a missing or broken report is a message, not a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recsys.data.synthetic import SyntheticWorld, WorldConfig
+from recsys.evaluation.protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, temporal_folds
+from recsys.evaluation.report import evaluate, write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report_path(tmp_path_factory):
+    world = SyntheticWorld(WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
+    data = world.simulate()
+    folds = temporal_folds(data, n_folds=2, test_days=14, min_train_days=30)
+    report = evaluate(data, {"random": lambda: RandomPolicy(0), "popularity": lambda: GeneratorPolicy(("popularity",)),
+                             "oracle": lambda: OraclePolicy(world)}, folds, k=10, max_k=20, n_boot=100)
+    return write_report(report, tmp_path_factory.mktemp("reports") / "report.json")
+
+
+def _page(path) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=120)
+    at.session_state["report_path"] = str(path)
+    return at.run()
+
+
+def test_dashboard_shows_the_comparison_curves_folds_and_segments(report_path):
+    at = _page(report_path)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["oracle", "popularity", "random"]
+    assert (table["NDCG low"] <= table["NDCG@10"]).all() and (table["NDCG@10"] <= table["NDCG high"]).all()
+    for metric in ("recall", "precision", "map", "ndcg"):
+        at.selectbox(key="curve_metric").set_value(metric).run()
+        assert not at.exception
+    at.selectbox(key="segment").set_value("activity").run()
+    assert not at.exception
+
+
+def test_missing_and_broken_reports_are_messages(tmp_path):
+    at = _page(tmp_path / "none.json")
+    assert not at.exception and any("No evaluation report" in i.value for i in at.info)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    at = _page(broken)
+    assert not at.exception and any("cannot be read" in e.value for e in at.error)
+
+
+def test_the_run_button_evaluates_a_generated_world_with_its_oracle(tmp_path):
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+
+    world = tmp_path / "world"
+    assert CliRunner().invoke(app, ["generate", "--out", str(world), "--scale", "0.1", "--seed", "3"]).exit_code == 0
+    at = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=600)
+    at.session_state["report_path"] = str(tmp_path / "report.json")
+    at.session_state["data_spec"] = f"parquet:{world}"
+    at.run()
+    at.button(key="run_eval").click().run()
+    assert not at.exception
+    assert any("Report written" in s.value for s in at.success)
+    models = set(at.dataframe[0].value["model"])
+    assert {"random", "popularity", "ease", "blend", "logistic", "oracle"} == models

@@ -22,7 +22,8 @@ if "inspector_user" not in st.session_state:
     st.session_state["inspector_user"] = users[0]
 c1, c2 = st.columns([3, 1])
 if c2.button("Random member", key="random_member"):
-    st.session_state["inspector_user"] = str(np.random.default_rng().choice(users))
+    draws = st.session_state["random_draws"] = st.session_state.get("random_draws", 0) + 1
+    st.session_state["inspector_user"] = str(np.random.default_rng(draws).choice(users))  # seeded: replayable
 user = c1.selectbox("Member", users, key="inspector_user")
 
 end = dataset.end

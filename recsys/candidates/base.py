@@ -21,13 +21,13 @@ from typing import Any, ClassVar, Iterable, Literal, TypeVar
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from ..artifacts import atomic_write
 from ..data.dataset import Dataset
 from ..data.errors import DataError
 from ..data.schema import MATURITY_MIN_AGE
 from ..data.validation import normalize_ids
+from ..features.builder import NotFittedError
 from ..labels import POSITIVE, LabelConfig, WeightConfig, duration_weights, label_events
 
 __all__ = [
@@ -63,10 +63,6 @@ def _last_scores() -> dict[int, tuple]:
 _CHUNK = 2048  # users scored at once: bounds memory at _CHUNK x n_items floats
 
 G = TypeVar("G", bound="CandidateGenerator")
-
-
-class NotFittedError(_SklearnNotFittedError):
-    """A generator was used before `fit` (or `load`); also an sklearn NotFittedError."""
 
 
 # ------------------------------------------------------------------ helpers

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from ..data.dataset import Dataset
 from ..data.errors import DataError
@@ -28,8 +29,9 @@ __all__ = ["FeatureBuilder", "FeatureTable", "NotFittedError"]
 DAY_SECONDS = 86_400
 
 
-class NotFittedError(RuntimeError):
-    """A model or builder was used before `fit`."""
+class NotFittedError(_SklearnNotFittedError):
+    """Any recsys model, generator or builder used before `fit` (or `load`); also sklearn's NotFittedError,
+    so one `except` catches it wherever the pipeline raises it."""
 
 
 def _slug(text: str) -> str:

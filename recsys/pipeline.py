@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from .features import Feature, FeatureBuilder, FeatureSet, FeatureTable, Ragged
 from .features.builder import NotFittedError
 from .labels import correct_probability
 from .rerank import ReRanker, RerankConfig
+from .threads import single_threaded
 from .training_table import TrainingConfig, TrainingTable, build_training_table
 
 __all__ = ["Recommender", "RecommenderConfig", "ArtifactError", "Inspection", "SOURCES", "RANKERS"]
@@ -242,6 +244,7 @@ class Recommender:
         self.reranker_ = ReRanker(cfg.rerank).fit(dataset, self.builder_.embeddings_[:-1]
                                                   if self.builder_.embeddings_ is not None else None)
         self.history_ = dataset
+        self._batch_memo: dict[str, Any] = {}
         self.fit_timings_ = timings
         self.fingerprint_ = dataset.fingerprint()
         say("done", 1.0)
@@ -258,6 +261,8 @@ class Recommender:
         for name in ("builder_", "generators_", "reranker_", "history_", "fingerprint_", "training_table_",
                      "negative_keep_rate_"):
             setattr(self, name, getattr(other, name))
+        # rankers over the same candidates see the same feature rows: a batch built for one serves all
+        self._batch_memo = other.__dict__.setdefault("_batch_memo", {})
         self.training_summary_ = dict(other.training_summary_)
         t = time.perf_counter()
         say(f"ranker ({self.config.ranker}) on {len(self.training_table_):,} rows", 0.5)
@@ -452,14 +457,8 @@ class Recommender:
             member_table = users[users["user_id"].astype(str).isin(wanted)
                                  & ~users["user_id"].astype(str).isin(self.history_.users["user_id"])]
             member_table = member_table if len(member_table) else None
-        cands = self.generators_.recommend(user_ids, n=self.config.n_candidates, now=now, users=member_table)
-        rows = pd.DataFrame({"user_id": cands["user_id"].to_numpy(), "item_id": cands["item_id"].to_numpy(),
-                             "timestamp": now})
-        if self.builder_.has_device_:
-            rows["device"] = device
-        features = self.builder_.transform(rows, history)
+        cands, features = self._candidate_features(user_ids, now, device, history, member_table)
         if self.ranker_ is not None:
-            features = self._with_candidate_features(features, self.generators_, member_table)
             p = correct_probability(self.ranker_.predict_proba(features), self.negative_keep_rate_)
         else:
             p = cands["score"].to_numpy(dtype=float)
@@ -471,6 +470,35 @@ class Recommender:
             ["_user", "score"], ascending=[True, False], kind="stable").drop(columns="_user")
         return cands, ranked, features, history, now
 
+    _BATCH_MEMO_MIN_USERS = 100
+
+    def _candidate_features(self, user_ids, now, device, history: Dataset, member_table):
+        """Candidates and their feature rows (with every source's score when a ranker reads them).
+
+        A large batch is remembered (the last one only) in a memo that Recommenders fitted with
+        `reuse=` share, so comparing rankers on the same members builds the rows once. Single-user
+        calls (serving, the app) never touch it.
+        """
+        wanted = np.atleast_1d(np.asarray(user_ids, dtype=object))
+        memo = getattr(self, "_batch_memo", None) if len(wanted) >= self._BATCH_MEMO_MIN_USERS else None
+        key = None
+        if memo is not None and member_table is None:
+            key = (hash(tuple(map(str, wanted))), len(wanted), now, device, id(history))
+            hit = memo.get("last")
+            if hit is not None and hit[0] == key:
+                return hit[1], hit[2]
+        cands = self.generators_.recommend(user_ids, n=self.config.n_candidates, now=now, users=member_table)
+        rows = pd.DataFrame({"user_id": cands["user_id"].to_numpy(), "item_id": cands["item_id"].to_numpy(),
+                             "timestamp": now})
+        if self.builder_.has_device_:
+            rows["device"] = device
+        features = self.builder_.transform(rows, history)
+        if self.ranker_ is not None:
+            features = self._with_candidate_features(features, self.generators_, member_table)
+        if key is not None:
+            memo["last"] = (key, cands, features)
+        return cands, features
+
     def recommend(self, user_ids, k: int = 10, context: dict[str, Any] | None = None,
                   users: pd.DataFrame | None = None) -> pd.DataFrame:
         """Top-k per member: user_id, rank, item_id, title, score (P(watch)), source, reason.
@@ -481,21 +509,30 @@ class Recommender:
         self._check()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        _, ranked, features, history, now = self._score_candidates(user_ids, context, users)
-        ids = pd.unique(ranked["user_id"])
-        ignored = self.reranker_.ignored_titles(history, ids, now)
-        ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str), users["age"]))
-        result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
-        return self._present(result.items, features)
+        with self._threads(user_ids):
+            _, ranked, features, history, now = self._score_candidates(user_ids, context, users)
+            ids = pd.unique(ranked["user_id"])
+            ignored = self.reranker_.ignored_titles(history, ids, now)
+            ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str),
+                                                                             users["age"]))
+            result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
+            return self._present(result.items, features)
+
+    def _threads(self, user_ids):
+        """A few members' work is too small to share between threads (see `recsys.threads`)."""
+        n = len(np.atleast_1d(np.asarray(user_ids, dtype=object)))
+        return single_threaded() if n < self._BATCH_MEMO_MIN_USERS else nullcontext()
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:
         """One member's candidates (with every source's score), ranked list, re-ranked top k and changes."""
         self._check()
-        cands, ranked, features, history, now = self._score_candidates([user_id], context, users)
-        ignored = self.reranker_.ignored_titles(history, [str(user_id)], now)
-        ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str), users["age"]))
-        result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
+        with single_threaded():
+            cands, ranked, features, history, now = self._score_candidates([user_id], context, users)
+            ignored = self.reranker_.ignored_titles(history, [str(user_id)], now)
+            ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str),
+                                                                             users["age"]))
+            result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
         ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
         return Inspection(candidates=cands, ranked=self._titled(ranked.drop(columns=["_row"])),
                           final=self._present(result.items, features), changes=self._titled(result.changes),
@@ -523,9 +560,10 @@ class Recommender:
         rows = pd.DataFrame({"user_id": [str(user_id)], "item_id": [str(item_id)], "timestamp": [now]})
         if self.builder_.has_device_:
             rows["device"] = device
-        features = self._with_candidate_features(self.builder_.transform(rows, history), self.generators_,
-                                                 self.history_.users)
-        return self.ranker_.explain(features, 0, top=top)
+        with single_threaded():
+            features = self._with_candidate_features(self.builder_.transform(rows, history), self.generators_,
+                                                     self.history_.users)
+            return self.ranker_.explain(features, 0, top=top)
 
     def _titled(self, frame: pd.DataFrame) -> pd.DataFrame:
         if getattr(self, "_titles", None) is None:

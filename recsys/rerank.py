@@ -8,6 +8,7 @@ it. Every change is recorded with its reason.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 from .data.dataset import Dataset
 from .data.schema import MATURITY_MIN_AGE
 from .features.builder import NotFittedError
+from .threads import single_threaded
 
 __all__ = ["RerankConfig", "ReRanker", "RerankResult"]
 
@@ -132,65 +134,81 @@ class ReRanker:
         """Re-rank each user's list in `ranked` (user_id, item_id, score, ... in rank order) to `k` titles.
 
         `ignored` is the output of `ignored_titles`; `ages` overrides member ages by id (onboarding).
+        Works on whole columns and slices the frame once: the evaluation re-ranks thousands of lists.
         """
         self._check()
         cfg = self.config
-        out_rows, changes = [], []
         ignored_map: dict[tuple[str, str], int] = {}
         if ignored is not None and len(ignored):
             ignored_map = {(u, i): int(n) for u, i, n in ignored[["user_id", "item_id", "times_shown"]].itertuples(
                 index=False)}
-        for user, group in ranked.groupby("user_id", sort=False):
-            group = group.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-            item_ids = group["item_id"].astype(str).to_numpy(dtype=object)
-            idx = self.item_ids_.get_indexer(pd.Index(item_ids))
-            age = None
-            if ages is not None and user in ages:
-                age = ages[user]
-            elif self.ages_ is not None and user in self.ages_.index:
-                age = self.ages_.loc[user]
-            keep = np.ones(len(group), dtype=bool)
-            reason_drop: list[str | None] = [None] * len(group)
-            shows_seen: dict[str, str] = {}
-            enough = max(3 * k, 30)  # MMR picks among the best kept titles; the rest need no vetting
-            kept = 0
-            for r in range(len(group)):
-                if kept >= enough:
-                    keep[r:] = False
-                    break
-                item, ix = item_ids[r], idx[r]
-                if cfg.maturity_filter and age is not None and not pd.isna(age) and ix >= 0 and age < self.min_age_[ix]:
-                    reason_drop[r] = f"rated {self.rating_[ix]}, the member is {int(age)}"
-                elif (user, item) in ignored_map:
-                    n = ignored_map[(user, item)]
-                    reason_drop[r] = (f"shown {n} times in the last {cfg.ignored_window_days:g} days "
-                                      f"and not played")
-                elif cfg.max_per_show and ix >= 0 and isinstance(self.show_[ix], str):
-                    show = self.show_[ix]
-                    count = sum(1 for s in shows_seen.values() if s == show)
-                    if count >= cfg.max_per_show:
-                        first = next(t for t, s in shows_seen.items() if s == show)
-                        reason_drop[r] = f"another entry of the same show is already in the list ({first})"
+        if len(ranked) == 0:
+            return RerankResult(items=ranked.head(0).assign(rank=[], rank_before_rerank=[]))
+        users = ranked["user_id"].to_numpy(dtype=object)
+        order_of_user = pd.Index(pd.unique(users))
+        user_pos = order_of_user.get_indexer(users)
+        scores_all = ranked["score"].to_numpy(dtype=float)
+        # users in first-appearance order, each by score descending (stable: ties keep their order)
+        order = np.lexsort((np.arange(len(ranked)), -scores_all, user_pos))
+        user_pos, scores_all = user_pos[order], scores_all[order]
+        item_ids_all = ranked["item_id"].astype(str).to_numpy(dtype=object)[order]
+        idx_all = self.item_ids_.get_indexer(pd.Index(item_ids_all))
+        bounds = np.flatnonzero(np.diff(user_pos)) + 1
+        starts = np.concatenate([[0], bounds])
+        stops = np.concatenate([bounds, [len(order)]])
+        picked_rows: list[np.ndarray] = []
+        before: list[np.ndarray] = []
+        changes: list[tuple] = []
+        enough = max(3 * k, 30)  # MMR picks among the best kept titles; the rest need no vetting
+        # many small similarity products: above ~64 rows OpenBLAS would wake its threads for each
+        with single_threaded() if enough > 64 else nullcontext():
+            for lo, hi in zip(starts, stops):
+                user = order_of_user[user_pos[lo]]
+                item_ids, idx = item_ids_all[lo:hi], idx_all[lo:hi]
+                age = None
+                if ages is not None and user in ages:
+                    age = ages[user]
+                elif self.ages_ is not None and user in self.ages_.index:
+                    age = self.ages_.loc[user]
+                check_age = cfg.maturity_filter and age is not None and not pd.isna(age)
+                kept_rows: list[int] = []
+                shows_seen: dict[str, str] = {}  # show -> the title that holds its place
+                show_count: dict[str, int] = {}
+                for r in range(hi - lo):
+                    if len(kept_rows) >= enough:
+                        break
+                    item, ix = item_ids[r], idx[r]
+                    reason = None
+                    if check_age and ix >= 0 and age < self.min_age_[ix]:
+                        reason = f"rated {self.rating_[ix]}, the member is {int(age)}"
+                    elif (user, item) in ignored_map:
+                        reason = (f"shown {ignored_map[(user, item)]} times in the last {cfg.ignored_window_days:g} days "
+                                  f"and not played")
+                    elif cfg.max_per_show and ix >= 0 and isinstance(self.show_[ix], str):
+                        show = self.show_[ix]
+                        if show_count.get(show, 0) >= cfg.max_per_show:
+                            reason = f"another entry of the same show is already in the list ({shows_seen[show]})"
+                        else:
+                            show_count[show] = show_count.get(show, 0) + 1
+                            shows_seen.setdefault(show, self.titles_[ix])
+                    if reason is None:
+                        kept_rows.append(r)
                     else:
-                        shows_seen[self.titles_[ix]] = show
-                keep[r] = reason_drop[r] is None
-                kept += int(keep[r])
-            for r in np.flatnonzero(~keep):
-                if reason_drop[r] is not None:
-                    changes.append((user, item_ids[r], "dropped", r + 1, None, reason_drop[r]))
-            pool = np.flatnonzero(keep)
-            chosen = self._mmr(group["score"].to_numpy(dtype=float)[pool], idx[pool], k)
-            picked = pool[chosen]
-            final = group.iloc[picked].copy()
-            final["rank"] = np.arange(1, len(final) + 1)
-            final["rank_before_rerank"] = picked + 1
-            final["user_id"] = user
-            for new_rank, old in enumerate(picked, start=1):
-                if cfg.diversity > 0 and new_rank != self._rank_without_mmr(pool, old):
-                    changes.append((user, item_ids[old], "moved", old + 1, new_rank,
-                                    "moved for variety (maximal marginal relevance over genres/synopsis)"))
-            out_rows.append(final)
-        items = pd.concat(out_rows, ignore_index=True) if out_rows else ranked.head(0).assign(rank=[])
+                        changes.append((user, item, "dropped", r + 1, None, reason))
+                pool = np.asarray(kept_rows, dtype=int)
+                chosen = self._mmr(scores_all[lo:hi][pool], idx[pool], k)
+                picked = pool[chosen]
+                if cfg.diversity > 0:
+                    for new_rank, old in enumerate(picked, start=1):
+                        if new_rank != self._rank_without_mmr(pool, old):
+                            changes.append((user, item_ids[old], "moved", old + 1, new_rank,
+                                            "moved for variety (maximal marginal relevance over genres/synopsis)"))
+                picked_rows.append(order[lo + picked])
+                before.append(picked + 1)
+        rows = np.concatenate(picked_rows)
+        items = ranked.iloc[rows].reset_index(drop=True)
+        items["rank"] = np.concatenate([np.arange(1, len(p) + 1) for p in picked_rows])
+        items["rank_before_rerank"] = np.concatenate(before)
         change_frame = pd.DataFrame(changes, columns=["user_id", "item_id", "action", "from_rank", "to_rank", "reason"])
         return RerankResult(items=items, changes=change_frame)
 
@@ -209,7 +227,7 @@ class ReRanker:
             return np.arange(min(k, n))
         span = scores.max() - scores.min()
         rel = (scores - scores.min()) / span if span > 0 else np.ones(n)
-        vec = np.where(idx[:, None] >= 0, self.vectors_[np.maximum(idx, 0)], 0.0)
+        vec = self.vectors_[np.maximum(idx, 0)] * (idx >= 0)[:, None]
         sim = vec @ vec.T
         picked: list[int] = []
         max_sim = np.zeros(n)

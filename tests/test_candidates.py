@@ -206,6 +206,17 @@ def test_fit_rejects_bad_input(tiny):
         PopularityGenerator().fit(tiny).recommend(["a1"], n=0)
 
 
+def test_bpr_adds_log_recent_popularity_to_the_item_bias(tiny):
+    raw = BPRGenerator(factors=4, popularity_weight=0).fit(tiny)
+    corrected = BPRGenerator(factors=4).fit(tiny)
+    popularity = PopularityGenerator().fit(tiny).item_scores_
+    np.testing.assert_allclose(corrected.item_factors_[:, :-1], raw.item_factors_[:, :-1])
+    np.testing.assert_allclose(corrected.item_factors_[:, -1] - raw.item_factors_[:, -1], np.log1p(popularity))
+    assert (corrected.user_factors_[corrected.has_history_, -1] == 1.0).all()  # the bias column scores as is
+    with pytest.raises(ValueError, match="popularity_window_days"):
+        BPRGenerator(popularity_window_days=0).fit(tiny)
+
+
 def test_popularity_decay_is_hand_computed():
     items = pd.DataFrame({"item_id": ["A", "B", "C"], "title": ["A", "B", "C"]})
     end = pd.Timestamp("2025-01-31")

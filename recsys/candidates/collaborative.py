@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from ..data.dataset import Dataset
 from ..data.errors import DataError
 from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, as_id_index
+from .popularity import decayed_popularity
 
 __all__ = ["ALSGenerator", "BPRGenerator", "EASEGenerator", "ItemKNNGenerator", "ItemToItemMixin"]
 
@@ -124,12 +125,24 @@ class BPRGenerator(_FactorModel):
 
     BPR samples positives uniformly from the non-zero cells, so interaction weights only
     decide which cells exist. Deterministic for a seed with `threads=1`.
+
+    `implicit` draws the negatives from the non-zero cells too, i.e. in proportion to each
+    title's number of members (benfred/implicit#255): the factors, bias included, learn a
+    member's taste relative to popularity, and ranked alone they bury what is in demand. So
+    the fit adds `popularity_weight` x log(1 + recent popularity) to each title's bias (the
+    last column of `item_factors_`; the members' last column is 1): the logQ correction, with
+    popularity counted as PopularityGenerator counts it (events of the last
+    `popularity_window_days`, halved every `popularity_half_life_days`) because viewing
+    follows what is in demand now. `popularity_weight=0` gives the raw factors.
     """
 
     factors: int = 64
     learning_rate: float = 0.05
     regularization: float = 0.05
     iterations: int = 300
+    popularity_weight: float = 1.0
+    popularity_window_days: float | None = 28.0
+    popularity_half_life_days: float | None = 7.0
     seed: int = 0
     threads: int = 1
     interactions: InteractionConfig = InteractionConfig()
@@ -139,7 +152,10 @@ class BPRGenerator(_FactorModel):
     def _validate(self) -> None:
         _check_positive(self, "factors", "iterations", "threads", integer=True)
         _check_positive(self, "learning_rate")
-        _check_positive(self, "regularization", allow_zero=True)
+        _check_positive(self, "regularization", "popularity_weight", allow_zero=True)
+        for name in ("popularity_window_days", "popularity_half_life_days"):
+            if getattr(self, name) is not None:
+                _check_positive(self, name)
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -155,6 +171,11 @@ class BPRGenerator(_FactorModel):
             ), matrix)
             self.user_factors_ = np.asarray(model.user_factors, dtype=np.float64)
             self.item_factors_ = np.asarray(model.item_factors, dtype=np.float64)
+            if self.popularity_weight > 0:
+                popularity = decayed_popularity(Interactions.from_dataset(dataset, InteractionConfig(duration=False)),
+                                                self.reference_time_, self.popularity_window_days,
+                                                self.popularity_half_life_days)
+                self.item_factors_[:, -1] += self.popularity_weight * np.log1p(popularity)
         self.has_history_ = np.diff(matrix.indptr) > 0
 
 

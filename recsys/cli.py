@@ -309,9 +309,13 @@ def evaluate(
     write_report(report, out)
     table = summary_table(report, reference="oracle" if "oracle" in report["models"] else None)
     if as_json:
-        _emit_json({"report": str(out), "seconds": report["seconds"], "summary": table.to_dict("records")})
+        _emit_json({"report": str(out), "seconds": report["seconds"], "summary": table.to_dict("records"),
+                    **({"ratings": report["ratings"]} if "ratings" in report else {})})
         return
     typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for name, r in report.get("ratings", {}).items():
+        typer.echo(f"rating prediction {name}: RMSE {r['rmse']:.4f} [{r['rmse_ci'][0]:.4f}, {r['rmse_ci'][1]:.4f}]"
+                   f"  MAE {r['mae']:.4f} on {r['ratings']:,} test ratings")
     significant = [c for c in report["comparisons"] if c["metric"] == "ndcg"]
     typer.echo(f"\nbest by NDCG@{k}: {report['best']}; paired bootstrap over (fold, member) pairs:")
     for c in significant:

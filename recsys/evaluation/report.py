@@ -3,8 +3,9 @@
 Report layout (JSON, documented in docs/metrics.md): `dataset`, `protocol`, `k`, `folds`
 (per-fold info), `models` (per model: `metrics` mean and 95% CI over (fold, member) pairs,
 `per_fold` means, `curves` metric@1..max_k, `segments`, `coverage`, `auc`, `fit_seconds`,
-`score_seconds`), and `comparisons` (each model against the best one, paired over the same
-(fold, member) pairs, with the difference, its CI, p-value and significance).
+`score_seconds`), `comparisons` (each model against the best one, paired over the same
+(fold, member) pairs, with the difference, its CI, p-value and significance), and on data
+with explicit ratings `ratings` (RMSE / MAE of the rating predictors in `ratings.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .metrics import (
     novelty_by_user, paired_bootstrap, ranking_metrics,
 )
 from .protocol import EvalFold, Policy, segment_users
+from .ratings import rating_report
 
 __all__ = ["evaluate", "write_report", "summary_table", "REPORT_METRICS"]
 
@@ -88,6 +90,9 @@ def evaluate(dataset: Dataset, policies: dict[str, Callable[[], Policy]], folds:
                     extras[name]["auc_user"].append(auc[1])
     say("statistics", 0.98)
     report = _assemble(dataset, folds, fold_info, per_user, curves, extras, k, max_k, protocol or {}, n_boot, seed)
+    ratings = rating_report(folds, n_boot=n_boot, seed=seed)
+    if ratings is not None:
+        report["ratings"] = ratings
     say("done", 1.0)
     return report
 

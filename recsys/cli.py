@@ -221,9 +221,9 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
         if name == "random":
             policies[name] = lambda: RandomPolicy(seed)
         elif name in GENERATOR_MODELS:
-            policies[name] = lambda name=name: GeneratorPolicy((name,), seed)
+            policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows)
         elif name == "blend":
-            policies[name] = lambda: GeneratorPolicy(default_sources, seed)
+            policies[name] = lambda: GeneratorPolicy(default_sources, seed, training_rows=rows)
         elif name in RANKER_MODELS:
             policies[name] = lambda name=name: RecommenderPolicy(
                 RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)

@@ -62,6 +62,10 @@ class RecommenderConfig:
         `holdout_ratio` of each member's interactions is hidden, generators and features see the
         rest, and candidates are labeled by whether they are among the hidden ones.
     candidate_negatives: ("impressions" only) unplayed blend candidates added per member as negatives.
+    source_params: per source, parameters that replace its defaults (e.g. {"ease": {"l2": 200}}).
+    tune: "auto" (default) tunes EASE and ALS on a validation split of the training data when the
+        data is explicit ratings (MovieLens-like; the defaults were tuned on the sample world),
+        "on" always, "off" never (see `recsys.tuning`). `source_params` win over tuning.
     """
 
     sources: tuple[str, ...] = ("popularity", "ease", "als", "content", "two_tower")
@@ -74,6 +78,8 @@ class RecommenderConfig:
     training_rows: str = "candidates"
     holdout_ratio: float = 0.2
     candidate_negatives: int = 0
+    source_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: str = "auto"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     seed: int = 0
@@ -88,6 +94,11 @@ class RecommenderConfig:
                 or self.ranker_windows < 1:
             raise ValueError("n_candidates >= 1, ranker_window_days > 0, ranker_windows >= 1 and "
                              "candidate_negatives >= 0 are required")
+        if self.tune not in ("auto", "on", "off"):
+            raise ValueError(f"tune must be 'auto', 'on' or 'off', got {self.tune!r}")
+        stray = [s for s in self.source_params if s not in SOURCES]
+        if stray:
+            raise ValueError(f"source_params for unknown source(s) {stray}; choose from {SOURCES}")
         if self.training_rows not in ("candidates", "holdout", "impressions"):
             raise ValueError("training_rows must be 'candidates', 'holdout' or 'impressions', "
                              f"got {self.training_rows!r}")
@@ -109,25 +120,38 @@ class RecommenderConfig:
                    rerank=RerankConfig(**data.pop("rerank", {})), **data)
 
 
-def make_generator(name: str, seed: int = 0):
-    """A candidate generator by source name, with its tuned defaults."""
+def make_generator(name: str, seed: int = 0, params: dict[str, Any] | None = None):
+    """A candidate generator by source name, with its tuned defaults (or `params` in their place)."""
     from . import candidates as c
 
+    params = dict(params or {})
+    seeded = {"als": c.ALSGenerator, "bpr": c.BPRGenerator, "two_tower": c.TwoTowerGenerator}
+    plain = {"ease": c.EASEGenerator, "itemknn": c.ItemKNNGenerator, "content": c.ContentGenerator}
     if name == "popularity":
-        return c.PopularityGenerator(name="popularity")
-    if name == "als":
-        return c.ALSGenerator(seed=seed)
-    if name == "bpr":
-        return c.BPRGenerator(seed=seed)
-    if name == "ease":
-        return c.EASEGenerator()
-    if name == "itemknn":
-        return c.ItemKNNGenerator()
-    if name == "content":
-        return c.ContentGenerator()
-    if name == "two_tower":
-        return c.TwoTowerGenerator(seed=seed)
+        return c.PopularityGenerator(**{"name": "popularity", **params})
+    if name in seeded:
+        return seeded[name](**{"seed": seed, **params})
+    if name in plain:
+        return plain[name](**params)
     raise ValueError(f"unknown candidate source {name!r}")
+
+
+def tuned_source_params(config: "RecommenderConfig", dataset: Dataset, progress: Callable[[str], None] | None = None
+                        ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The parameters each source is fitted with: tuned on `dataset` when the config asks (see `tune`),
+    then `config.source_params` on top; with the tuning log."""
+    from .tuning import tune_sources
+
+    params: dict[str, dict[str, Any]] = {}
+    log: dict[str, Any] = {}
+    if config.tune == "on" or (config.tune == "auto" and dataset.feedback == "explicit"):
+        todo = [s for s in config.sources if s not in config.source_params]
+        how = "holdout" if config.training_rows == "holdout" or dataset.feedback == "explicit" else "temporal"
+        params, log = tune_sources(dataset, todo, lambda name, p: make_generator(name, config.seed, p), how=how,
+                                   holdout_ratio=config.holdout_ratio, window_days=config.ranker_window_days,
+                                   seed=config.seed, progress=progress)
+    params.update({k: dict(v) for k, v in config.source_params.items()})
+    return params, log
 
 
 def make_ranker(name: str, params: dict[str, Any], seed: int = 0):
@@ -189,6 +213,10 @@ class Recommender:
                             f"window(s) of {cfg.ranker_window_days:g} days need more history before them",
                             file=dataset.name, column="timestamp", hint="lower ranker_window_days or ranker_windows")
 
+        t = time.perf_counter()
+        say("tuning the collaborative sources", 0.01)
+        self.source_params_, self.tuning_ = tuned_source_params(cfg, dataset, lambda m: say(m, 0.01))
+        timings["tuning"] = time.perf_counter() - t
         t = time.perf_counter()
         say("features: title attributes and synopsis embeddings", 0.02)
         self.builder_ = FeatureBuilder(seed=cfg.seed).fit(dataset)
@@ -259,7 +287,7 @@ class Recommender:
                              "apart from the ranker")
         say = progress or (lambda message, fraction: None)
         for name in ("builder_", "generators_", "reranker_", "history_", "fingerprint_", "training_table_",
-                     "negative_keep_rate_"):
+                     "negative_keep_rate_", "source_params_", "tuning_"):
             setattr(self, name, getattr(other, name))
         # rankers over the same candidates see the same feature rows: a batch built for one serves all
         self._batch_memo = other.__dict__.setdefault("_batch_memo", {})
@@ -278,7 +306,7 @@ class Recommender:
         gens = []
         for k, name in enumerate(self.config.sources):
             say(f"candidate source {name}", lo + (hi - lo) * k / len(self.config.sources))
-            gens.append(make_generator(name, self.config.seed).fit(dataset))
+            gens.append(make_generator(name, self.config.seed, self.source_params_.get(name)).fit(dataset))
         return BlendGenerator(generators=tuple(gens), quotas=self.config.quotas, prefit=True).fit(dataset)
 
     @staticmethod
@@ -626,6 +654,7 @@ class Recommender:
                          "end": str(self.history_.end)},
                 "training": _jsonable(self.training_summary_), "fit_seconds": self.fit_timings_,
                 "metrics": _jsonable(getattr(self, "metrics_", {})),
+                "source_params": _jsonable(self.source_params_), "tuning": _jsonable(self.tuning_),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             backup = None
@@ -689,6 +718,8 @@ class Recommender:
         model.negative_keep_rate_ = float(model.training_summary_.get("negative_keep_rate", 1.0))
         model.fit_timings_ = manifest.get("fit_seconds", {})
         model.metrics_ = manifest.get("metrics", {})
+        model.source_params_ = manifest.get("source_params", {})
+        model.tuning_ = manifest.get("tuning", {})
         return model
 
 

@@ -218,22 +218,27 @@ class ReRanker:
 
     def _mmr(self, scores: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
         """Greedy MMR: argmax (1-d)·relevance - d·max similarity to the picks so far; relevance = score
-        scaled to [0, 1] within the list."""
+        scaled to [0, 1] within the list. Prefix-consistent: the first j picks do not depend on k."""
         n = len(scores)
         if n == 0:
             return np.zeros(0, dtype=int)
         d = self.config.diversity
         if d == 0 or n == 1:
             return np.arange(min(k, n))
-        span = scores.max() - scores.min()
-        rel = (scores - scores.min()) / span if span > 0 else np.ones(n)
+        head = scores[:30]  # scaled on the best 30 (scores arrive best first): the same for every k
+        span = head.max() - head.min()
+        rel = (scores - head.min()) / span if span > 0 else np.ones(n)
         vec = self.vectors_[np.maximum(idx, 0)] * (idx >= 0)[:, None]
         sim = vec @ vec.T
         picked: list[int] = []
         max_sim = np.zeros(n)
         available = np.ones(n, dtype=bool)
-        for _ in range(min(k, n)):
-            value = np.where(available, (1 - d) * rel - d * max_sim, -np.inf)
+        reach = np.arange(n)
+        for j in range(min(k, n)):
+            # slot j draws from the best max(30, 3(j+1)) titles only, whatever k is: the top 10 of a
+            # list of 50 is then exactly the list of 10 (what the evaluation scores is what is served)
+            eligible = available & (reach < max(30, 3 * (j + 1)))
+            value = np.where(eligible, (1 - d) * rel - d * max_sim, -np.inf)
             best = int(np.argmax(value))
             picked.append(best)
             available[best] = False

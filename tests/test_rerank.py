@@ -97,3 +97,32 @@ def test_rerank_invariants(scores, diversity, k):
     assert set(out) <= set(ids)
     if diversity == 0 and scores:
         assert result.items["score"].is_monotonic_decreasing
+
+
+def _catalogue(n: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    genres = ["Drama", "Comedy", "Horror", "Crime", "Documentary", "Action"]
+    items = pd.DataFrame({
+        "item_id": [f"t{i}" for i in range(n)], "title": [f"Title {i}" for i in range(n)],
+        "show_id": [f"s{i % 7}" if i % 5 == 0 else None for i in range(n)],
+        "genres": [list(rng.choice(genres, size=rng.integers(1, 3), replace=False)) for _ in range(n)],
+        "maturity_rating": rng.choice(["G", "PG", "R"], size=n),
+    })
+    users = pd.DataFrame({"user_id": ["u1", "u2"], "age": [15, 40]})
+    events = pd.DataFrame({"user_id": ["u1"], "item_id": ["t0"], "timestamp": [NOW], "watch_fraction": [0.9]})
+    return Dataset.from_frames(users, items, events)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), diversity=st.floats(0, 1), k=st.integers(1, 12), longer=st.integers(1, 60))
+def test_the_top_of_a_longer_list_is_the_shorter_list(seed, diversity, k, longer):
+    """What the evaluation scores at k (from a list of max_k) is exactly what is served at k."""
+    data = _catalogue(200, seed)
+    rng = np.random.default_rng(seed)
+    ranked = pd.concat([_ranked(u, list(zip(data.items["item_id"], rng.random(200)))) for u in ("u1", "u2")],
+                       ignore_index=True)
+    rr = ReRanker(RerankConfig(diversity=diversity)).fit(data)
+    short = rr.rerank(ranked, k=k).items
+    long = rr.rerank(ranked, k=k + longer).items
+    head = long[long["rank"] <= k]
+    assert head[["user_id", "item_id", "rank"]].values.tolist() == short[["user_id", "item_id", "rank"]].values.tolist()

@@ -127,16 +127,25 @@ class RandomPolicy:
 
 
 class GeneratorPolicy:
-    """One candidate source (or a blend of several) used directly as the recommender."""
+    """One candidate source (or a blend of several) used directly as the recommender.
 
-    def __init__(self, sources: tuple[str, ...], seed: int = 0, quotas: dict[str, float] | None = None) -> None:
+    Sources are tuned exactly as inside the pipeline (`RecommenderConfig.tune`, on the training
+    data only), so "the best single source" is as strong alone as it is under the ranker.
+    """
+
+    def __init__(self, sources: tuple[str, ...], seed: int = 0, quotas: dict[str, float] | None = None,
+                 training_rows: str = "candidates", tune: str = "auto") -> None:
         self.sources, self.seed, self.quotas = sources, seed, quotas
+        self.training_rows, self.tune = training_rows, tune
 
     def fit(self, train: Dataset) -> "GeneratorPolicy":
         from ..candidates import BlendGenerator
-        from ..pipeline import make_generator
+        from ..pipeline import RecommenderConfig, make_generator, tuned_source_params
 
-        gens = [make_generator(s, self.seed).fit(train) for s in self.sources]
+        config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
+                                   seed=self.seed)
+        self.source_params_, self.tuning_ = tuned_source_params(config, train)
+        gens = [make_generator(s, self.seed, self.source_params_.get(s)).fit(train) for s in self.sources]
         self.model_ = gens[0] if len(gens) == 1 else BlendGenerator(generators=tuple(gens), quotas=self.quotas,
                                                                    prefit=True).fit(train)
         return self

@@ -1,0 +1,79 @@
+"""Source tuning: validation splits without leakage, the best grid point chosen, the config's rules."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Dataset
+from recsys.pipeline import RecommenderConfig, make_generator, tuned_source_params
+from recsys.tuning import TUNING_GRIDS, tune_sources, validation_split
+
+
+def _explicit(n_users=60, n_items=40, seed=0) -> Dataset:
+    """Two taste groups, each rating its half of the catalogue: a collaborative model can find the hidden half."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = pd.Timestamp("2024-01-01")
+    for u in range(n_users):
+        half = range(0, n_items // 2) if u % 2 == 0 else range(n_items // 2, n_items)
+        for i in rng.choice(list(half), size=12, replace=False):
+            rows.append((f"u{u}", f"i{i}", start + pd.Timedelta(hours=int(rng.integers(0, 2000))), 5.0))
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"T{i}" for i in range(n_items)]})
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
+    return Dataset.from_frames(users, items, events)
+
+
+def test_temporal_validation_split_has_no_leakage():
+    data = _explicit()
+    visible, hidden = validation_split(data, "temporal", window_days=20)
+    cut = data.end - pd.Timedelta(days=20)
+    assert visible.events["timestamp"].max() < cut
+    later = data.events[data.events["timestamp"] >= cut]
+    pairs = set(map(tuple, later[["user_id", "item_id"]].to_numpy()))
+    assert set(map(tuple, hidden.to_numpy())) <= pairs
+    assert not set(map(tuple, hidden.to_numpy())) & set(map(tuple, visible.plays()[["user_id", "item_id"]].to_numpy()))
+
+
+def test_holdout_split_hides_a_share_of_each_member():
+    data = _explicit()
+    visible, hidden = validation_split(data, "holdout", holdout_ratio=0.25, seed=1)
+    counts = hidden.groupby("user_id").size()
+    assert (counts == 3).all() and len(counts) == 60  # round(0.25 * 12) of every member's 12
+    assert len(visible.plays()) == 60 * 9
+
+
+def test_tune_sources_keeps_the_best_point_of_the_grid(monkeypatch):
+    data = _explicit()
+    # one factor cannot tell the two taste groups apart (every score has the member's sign); two can
+    grid = [{"factors": 1, "regularization": 1.0, "alpha": 1.0}, {"factors": 2, "regularization": 1.0, "alpha": 1.0}]
+    monkeypatch.setitem(TUNING_GRIDS, "als", grid)
+    chosen, log = tune_sources(data, ["als", "popularity"], lambda n, p: make_generator(n, 0, p), how="holdout")
+    assert chosen == {"als": grid[1]}  # popularity has no grid: not tuned
+    points = log["sources"]["als"]["grid"]
+    assert [p["params"] for p in points] == grid
+    assert points[1]["ndcg"] > points[0]["ndcg"] + 0.2 and log["sources"]["als"]["ndcg"] == points[1]["ndcg"]
+
+
+def test_config_rules_auto_on_off_and_overrides(monkeypatch):
+    data = _explicit()
+    monkeypatch.setitem(TUNING_GRIDS, "ease", [{"l2": 10.0}, {"l2": 20.0}])
+    monkeypatch.setitem(TUNING_GRIDS, "als", [{"factors": 4, "regularization": 1.0, "alpha": 1.0}])
+    params, log = tuned_source_params(RecommenderConfig(sources=("ease", "als"), tune="auto"), data)
+    assert set(params) == {"ease", "als"} and log["split"] == "holdout"  # explicit ratings: tuned
+    params, log = tuned_source_params(RecommenderConfig(sources=("ease", "als"), tune="off"), data)
+    assert params == {} and log == {}
+    params, log = tuned_source_params(
+        RecommenderConfig(sources=("ease", "als"), tune="on", source_params={"ease": {"l2": 77.0}}), data)
+    assert params["ease"] == {"l2": 77.0} and set(log["sources"]) == {"als"}  # an explicit setting is not tuned
+    with pytest.raises(ValueError, match="tune"):
+        RecommenderConfig(tune="sometimes")
+    with pytest.raises(ValueError, match="unknown source"):
+        RecommenderConfig(source_params={"nope": {}})
+
+
+def test_implicit_sample_defaults_are_not_retuned():
+    from recsys.data import load_dataset
+
+    params, log = tuned_source_params(RecommenderConfig(), load_dataset("sample"))
+    assert params == {} and log == {}

@@ -325,6 +325,111 @@ def evaluate(
     typer.echo(f"\nreport written to {out} in {report['seconds']} s")
 
 
+@app.command()
+def simulate(
+    data: str = typer.Option("sample", "--data", help=DATA_HELP + " (a simulated world: the sample or a "
+                                                                  "folder written by `recsys generate`)"),
+    control: str = typer.Option("popularity", "--control",
+                                help="popularity | random | oracle | a saved model's folder"),
+    treatment: list[str] = typer.Option(..., "--treatment", help="Same choices as --control; repeat for more arms."),
+    users: int = typer.Option(2000, "--users", help="Members in the experiment (split at random between arms)."),
+    days: float = typer.Option(7.0, "--days", help="Length of the simulated period after the data ends."),
+    seed: int = typer.Option(0, help="Seed of the assignment, the sessions and the behaviour."),
+    k: int = typer.Option(10, "--k", help="Titles shown per session (one row, at most 10)."),
+    slot_minutes: int = typer.Option(60, "--slot-minutes", help="Sessions are served in batches of this many minutes."),
+    retrain_every: Optional[float] = typer.Option(None, "--retrain-every",
+                                                  help="Re-fit every arm on what it has seen every DAYS days."),
+    alpha: float = typer.Option(0.05, help="Significance level of the comparisons."),
+    offline: bool = typer.Option(False, "--offline",
+                                 help="Also the offline NDCG/mAP@k of each arm's policy (one temporal fold; "
+                                      "re-fits each policy) next to its online metrics."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Simulated online A/B test: members split at random between a control and treatment arm(s)."""
+    from .pipeline import ArtifactError
+    from .simulation import (
+        ExperimentConfig, RecommenderPolicy, analyze, evaluation_policy, make_policy, offline_metrics,
+        offline_vs_online,
+    )
+
+    specs = [control, *treatment]
+    names = []
+    for spec in specs:
+        name = spec if spec in ("popularity", "random", "oracle") else Path(spec).expanduser().name or spec
+        while name in names:
+            name = f"{name}'"
+        names.append(name)
+    config = ExperimentConfig(users=users, days=days, seed=seed, k=k, slot_minutes=slot_minutes,
+                              retrain_every_days=retrain_every)
+    try:
+        config.validate(len(specs))
+    except ValueError as err:
+        _fail(str(err))
+    dataset = _load(data)
+    try:
+        world = _world_of(data)
+    except DataError as err:
+        _fail(str(err))
+        return
+    if world is None:
+        _fail(f"{data!r} has no simulated world (world.json): use --data sample or a folder written by "
+              "`recsys generate`")
+    try:
+        arms = {name: make_policy(spec, world=world, seed=seed) for name, spec in zip(names, specs)}
+    except (ArtifactError, DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    from .simulation import run_experiment
+
+    bar, update = _progress_bar("simulating")
+    try:
+        result = run_experiment(dataset, world, arms, config, progress=update)
+    except (DataError, ValueError, KeyError) as err:
+        bar.close()
+        _fail(str(err))
+        return
+    bar.close()
+    report = analyze(result, alpha=alpha)
+    payload: dict[str, Any] = {**result.summary(), **report.to_json()}
+    comparison = None
+    if offline:
+        bar, update = _progress_bar("offline metrics")
+        try:
+            factories = {name: evaluation_policy(arm if isinstance(arm, RecommenderPolicy) else spec, world, seed)
+                         for (name, arm), spec in zip(arms.items(), specs)}
+            off = offline_metrics(dataset, factories, k=k, seed=seed, progress=update)
+        except (DataError, ValueError) as err:
+            bar.close()
+            _fail(str(err))
+            return
+        bar.close()
+        comparison, agreement = offline_vs_online(off, report, k=k)
+        payload["offline_vs_online"] = {"table": comparison.to_dict("records"), "agreement": agreement}
+    if as_json:
+        _emit_json(payload)
+        return
+    typer.echo(f"{len(result.assignment):,} members, {len(result.sessions):,} sessions, {result.start:%Y-%m-%d %H:%M} "
+               f"to {result.end:%Y-%m-%d %H:%M}, simulated in {result.seconds:.1f} s\n")
+    table = report.table()
+    cols = ["arm", "members", "active members", "sessions", "engagement_rate", "videos_per_session",
+            "finished_per_session", "minutes_per_session", "minutes_per_member"]
+    typer.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"\nagainst the control ({report.control}), Welch t over members, alpha={alpha}:")
+    for r in report.comparisons.itertuples():
+        verdict = "significant" if r.significant else "not significant"
+        typer.echo(f"  {r.treatment:<14} {r.metric:<22} {r.control_value:9.3f} -> {r.treatment_value:9.3f}  "
+                   f"lift {r.lift:+.1%} [{r.lift_low:+.1%}, {r.lift_high:+.1%}]  p={r.p_value:.4f} ({verdict})")
+    srm = report.srm
+    typer.echo(f"\nsample ratio: active members {srm['observed']} vs expected "
+               f"{ {a: round(v, 1) for a, v in srm['expected'].items()} }, chi2={srm['chi2']:.2f} "
+               f"p={srm['p_value']:.4f}: " + ("MISMATCH, do not trust the results" if srm["mismatch"] else "ok"))
+    if comparison is not None:
+        typer.echo("\noffline (last 14 days, re-fitted) versus online:")
+        typer.echo(comparison.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        typer.echo(f"Kendall tau {agreement.get('kendall_tau')}, same order: {agreement.get('same_order')}, "
+                   f"same best: {agreement.get('same_best')}")
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable form of `Dataset.summary()`."""
     lines = [

@@ -634,6 +634,55 @@ class Recommender:
             return "Popular with members like you"
         return "Members with similar taste watched it"
 
+    # ------------------------------------------------------ online feedback
+    def fork(self) -> "Recommender":
+        """A copy that can `observe` new events without changing this model.
+
+        The fitted parameters (generators' factors, ranker, feature vocabularies) are shared and only
+        read; what `observe` replaces (history, generators' seen titles, caches) is per copy. The
+        online A/B simulator forks the app's shared model so a run never alters it.
+        """
+        import copy
+
+        self._check()
+        twin = copy.copy(self)
+        twin.builder_ = copy.copy(self.builder_)
+        twin.reranker_ = copy.copy(self.reranker_)
+        twin.generators_ = copy.copy(self.generators_)
+        if hasattr(twin.generators_, "generators"):
+            twin.generators_.generators = tuple(copy.copy(g) for g in self.generators_.generators)
+        return twin
+
+    def observe(self, events: pd.DataFrame) -> "Recommender":
+        """Add events that happened after fit (logged schema) to what the model knows, without re-training.
+
+        Features (member history, shows in progress, genre match, ...), the re-ranker's
+        recommended-and-ignored memory and the generators' finished-title exclusion all see them; the
+        learned parameters stay as fitted. Members and titles must be known to the model's data. Mutates
+        this model: `fork()` first to keep the original. Returns self.
+        """
+        from .data.schema import EVENTS
+        from .data.validation import check_references, coerce_table
+        from .labels import LabelConfig, POSITIVE, label_events
+
+        self._check()
+        if events is None or len(events) == 0:
+            return self
+        history = self.history_
+        new = coerce_table(events.reset_index(drop=True), EVENTS, "observed events")
+        check_references(new, "user_id", pd.Index(history.users["user_id"]), "observed events", "users")
+        check_references(new, "item_id", pd.Index(history.items["item_id"]), "observed events", "items")
+        new = new[[c for c in history.events.columns if c in new.columns]]
+        merged = pd.concat([history.events, new], ignore_index=True)
+        if len(history.events) and new["timestamp"].min() < history.events["timestamp"].max():
+            merged = merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        self.history_ = history._with(history.users, history.items, merged, history.searches)
+        finished = new[label_events(new, LabelConfig()).to_numpy() == POSITIVE]
+        if len(finished):
+            self.generators_.mark_seen(finished["user_id"].to_numpy(), finished["item_id"].to_numpy())
+        self._titles = None
+        return self
+
     # --------------------------------------------------------------- persist
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as plain files (data copy, generators, ranker, manifest) atomically to `path`."""

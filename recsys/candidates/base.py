@@ -528,6 +528,22 @@ class CandidateGenerator(abc.ABC):
     def _score(self, batch: UserBatch) -> np.ndarray:
         """Scores (len(batch) x n_items); -inf (or NaN) where there is nothing to say."""
 
+    def mark_seen(self, user_ids: Any, item_ids: Any) -> "CandidateGenerator":
+        """Record that these (member, title) pairs were finished since fit, so `exclude_seen` drops them.
+
+        Nothing learned changes (no re-training). `seen_` is replaced, not modified in place, so a
+        `copy.copy` of a fitted generator can observe without touching the original. Pairs with a
+        member or title this generator does not know are ignored.
+        """
+        self._check_fitted()
+        u = self.user_ids_.get_indexer(as_id_index(user_ids))
+        i = self.item_ids_.get_indexer(as_id_index(item_ids))
+        ok = (u >= 0) & (i >= 0)
+        if ok.any():
+            extra = sp.csr_matrix((np.ones(int(ok.sum())), (u[ok], i[ok])), shape=self.seen_.shape)
+            self.seen_ = ((self.seen_ + extra) > 0).astype(np.float64).tocsr()
+        return self
+
     # ------------------------------------------------------------- persist
     def _state(self) -> dict[str, np.ndarray]:
         """The generator's own fitted arrays (numeric or fixed-width text only)."""

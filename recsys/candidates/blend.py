@@ -200,6 +200,13 @@ class BlendGenerator(CandidateGenerator):
             ids.to_numpy(dtype=object), self.item_ids_.to_numpy(dtype=object),
         )
 
+    def mark_seen(self, user_ids: Any, item_ids: Any) -> "BlendGenerator":
+        """Record finished (member, title) pairs here and in every source (see CandidateGenerator.mark_seen)."""
+        super().mark_seen(user_ids, item_ids)
+        for g in self.generators:
+            g.mark_seen(user_ids, item_ids)
+        return self
+
     def _score(self, batch: UserBatch) -> np.ndarray:
         """Weighted reciprocal-rank fusion of every source's full ranking (for `score_items`)."""
         total = np.zeros((len(batch), len(self.item_ids_)))

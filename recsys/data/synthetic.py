@@ -814,6 +814,99 @@ class SyntheticWorld:
             frame["propensity"] = frame["propensity"].round(6)
         return frame.sort_values(["timestamp", "user_id", "position"], kind="stable").reset_index(drop=True)
 
+    # ========================================================= online simulation
+    def sessions_between(self, start, end, user_ids=None, seed: int = 0) -> pd.DataFrame:
+        """Sessions members would start in [start, end), e.g. after the logged period ends.
+
+        The same habits as the logging period (each member's rate, peak hour, weekend lift and device
+        mix; nobody before signing up), drawn from a stream of its own per (seed, member), so a member's
+        sessions do not depend on which other members are asked for. Returns user_id, timestamp, device
+        and session_id (`{user}-o{n:04d}`), sorted by time then member.
+        """
+        start = np.datetime64(pd.Timestamp(start).to_datetime64(), "ns")
+        end = np.datetime64(pd.Timestamp(end).to_datetime64(), "ns")
+        if user_ids is None:
+            index = np.arange(len(self.users))
+        else:
+            index = self._user_index.get_indexer(pd.Index(np.asarray(list(user_ids), dtype=object).astype(str)))
+            if (index < 0).any():
+                raise KeyError(f"unknown user id(s) in this world: {list(np.asarray(list(user_ids))[index < 0][:5])}")
+        ids = self.users["user_id"].to_numpy()
+        rows_u, rows_t, rows_d = [], [], []
+        for u in index:
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2, int(u)]))
+            first = max(self._signup[u], start)
+            days = (end - first) / DAY
+            if days <= 0:
+                continue
+            n = rng.poisson(self._rate[u] * days * 1.15)
+            day = np.floor(rng.uniform(0, np.ceil(days), size=n))
+            hour = (self._peak_hour[u] + rng.normal(0, 1.8, size=n)) % 24
+            base = first.astype("datetime64[D]").astype("datetime64[ns]")
+            t = base + (day * 86400e9 + hour * 3600e9).astype("timedelta64[ns]")
+            dow = (t.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0, as in _member_sessions
+            keep = rng.random(n) < np.where(dow >= 5, 1.0, np.where(dow == 4, 0.95, 0.8))
+            dev = rng.choice(len(DEVICES), size=n, p=self._device_p[u])
+            keep &= (t >= first) & (t < end)
+            t = t[keep].astype("datetime64[s]").astype("datetime64[ns]")
+            order = np.argsort(t, kind="stable")
+            rows_u.append(np.full(len(t), u))
+            rows_t.append(t[order])
+            rows_d.append(dev[keep][order])
+        if rows_u:
+            u_all, t_all, d_all = np.concatenate(rows_u), np.concatenate(rows_t), np.concatenate(rows_d)
+        else:
+            u_all, t_all, d_all = np.zeros(0, int), np.zeros(0, "datetime64[ns]"), np.zeros(0, int)
+        frame = pd.DataFrame({"user_id": ids[u_all].astype(object), "timestamp": pd.to_datetime(t_all),
+                              "device": np.asarray(DEVICES, dtype=object)[d_all]})
+        frame["session_id"] = frame["user_id"] + "-o" + frame.groupby("user_id").cumcount().map("{:04d}".format)
+        frame = frame.astype({"user_id": object, "device": object, "session_id": object})
+        return frame.sort_values(["timestamp", "user_id"], kind="stable").reset_index(drop=True)
+
+    def states_from_events(self, events: pd.DataFrame, user_ids=None) -> dict[str, MemberState]:
+        """`state_from_events` for many members at once: {user_id: MemberState} (members of `user_ids`
+        without events get a fresh state)."""
+        done = events.loc[events["watch_fraction"] > 0.8, ["user_id", "item_id"]]
+        items = self._item_index.get_indexer(pd.Index(done["item_id"].astype(str)))
+        users = done["user_id"].astype(str).to_numpy()
+        keep = items >= 0
+        users, items = users[keep], items[keep]
+        order = np.lexsort((items, users))
+        users, items = users[order], items[order]
+        wanted = pd.unique(users) if user_ids is None else [str(u) for u in user_ids]
+        out = {str(u): self.new_state() for u in wanted}
+        for u, i in zip(users, items):
+            state = out.get(u)
+            if state is not None:
+                self._mark_finished(state, int(i))
+        return out
+
+    def respond_many(self, requests: Iterable[tuple], states: dict[str, MemberState]) -> pd.DataFrame:
+        """`respond` for many sessions at once, as one events frame.
+
+        `requests`: (user_id, shown_item_ids, when, device, rng, session_id) tuples; `states` maps
+        member id to their MemberState (created when missing, updated in place). Sessions are played
+        in the order given, so a member's later session sees what the earlier one finished.
+        """
+        chunks = []
+        for user_id, shown, when, device, rng, session_id in requests:
+            u = int(self._user_index.get_indexer(pd.Index([str(user_id)]))[0])
+            if u < 0:
+                raise KeyError(f"unknown user id in this world: {user_id!r}")
+            idx = self._item_index.get_indexer(pd.Index([str(s) for s in shown]))
+            if (idx < 0).any():
+                raise KeyError(f"unknown item id(s) in this world: {[s for s, k in zip(shown, idx) if k < 0][:5]}")
+            if len(idx) > len(self.examination):
+                raise ValueError(f"at most {len(self.examination)} titles can be shown in one row, got {len(idx)}")
+            if len(idx) == 0:
+                continue
+            state = states.get(str(user_id))
+            if state is None:
+                state = states[str(user_id)] = self.new_state()
+            chunks.append(self._session(u, np.datetime64(pd.Timestamp(when).to_datetime64(), "ns"),
+                                        DEVICES.index(device), idx, None, state, rng, str(session_id)))
+        return self._events_frame(chunks)
+
     def describe(self) -> dict:
         """The configuration and a few facts of the world, saved next to the sample as world.json."""
         return {"config": asdict(self.config), "users": len(self.users), "items": len(self.items),

@@ -1,0 +1,26 @@
+"""Online A/B simulation against the simulated world (docs/simulation.md).
+
+`run_experiment(dataset, world, {"control": "popularity", "treatment": model}, ExperimentConfig(...))`
+plays a future period of the world with members randomly assigned to arms; `analyze(result)` gives
+per-arm online metrics with confidence intervals, lifts against the control and a sample-ratio
+check; `offline_vs_online` sets offline NDCG/mAP next to the online results.
+"""
+
+from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, session_outcomes
+from .offline_online import evaluation_policy, offline_metrics, offline_vs_online
+from .online_metrics import (
+    METRICS, ABReport, analyze, compare_ratio, daily_metrics, per_member, ratio_estimate, sample_ratio_check,
+)
+from .policies import (
+    POLICY_NAMES, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy, RecommenderPolicy, append_events,
+    finished_pairs, make_policy,
+)
+
+__all__ = [
+    "ExperimentConfig", "ExperimentResult", "assign_arms", "run_experiment", "session_outcomes",
+    "evaluation_policy", "offline_metrics", "offline_vs_online",
+    "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "per_member", "ratio_estimate",
+    "sample_ratio_check",
+    "POLICY_NAMES", "OnlinePolicy", "OraclePolicy", "PopularityPolicy", "RandomPolicy", "RecommenderPolicy",
+    "append_events", "finished_pairs", "make_policy",
+]

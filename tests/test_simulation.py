@@ -1,0 +1,220 @@
+"""The online A/B simulator: policies, feedback, determinism, statistics, the sample-ratio check, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recsys.data.synthetic import SyntheticWorld, WorldConfig
+from recsys.simulation import (
+    METRICS, ExperimentConfig, analyze, compare_ratio, make_policy, offline_vs_online, ratio_estimate, run_experiment,
+    sample_ratio_check,
+)
+
+
+@pytest.fixture(scope="module")
+def world_data():
+    world = SyntheticWorld(WorldConfig(seed=8, n_users=300, n_movies=120, n_shows=6, days=60))
+    return world, world.simulate()
+
+
+def _run(world_data, arms, **kw):
+    world, data = world_data
+    config = ExperimentConfig(**{"users": 300, "days": 2, "seed": 1, **kw})
+    return run_experiment(data, world, arms, config)
+
+
+# ------------------------------------------------------------------ behaviour
+def test_the_oracle_beats_random_on_every_online_metric(world_data):
+    result = _run(world_data, {"random": "random", "oracle": "oracle"}, days=3)
+    report = analyze(result)
+    table = report.table().set_index("arm")
+    for metric in METRICS:
+        assert table.loc["oracle", metric] > table.loc["random", metric], metric
+    engagement = report.comparisons.set_index("metric").loc["engagement_rate"]
+    assert engagement["significant"] and engagement["lift"] > 0.3
+    assert not report.srm["mismatch"]
+
+
+def test_an_aa_test_is_mostly_not_significant(world_data):
+    engagement, any_metric = [], []
+    for seed in range(10):
+        result = _run(world_data, {"a": "popularity", "b": "popularity"}, days=1, seed=seed)
+        comparisons = analyze(result).comparisons.set_index("metric")
+        engagement.append(bool(comparisons.loc["engagement_rate", "significant"]))
+        any_metric.append(bool(comparisons["significant"].any()))
+        assert (comparisons["lift_low"] <= comparisons["lift"]).all()
+    assert sum(engagement) <= 2, engagement
+    assert sum(any_metric) <= 3, any_metric  # five metrics per run: a few false alarms are expected
+
+
+def test_the_same_seed_gives_identical_results_and_another_seed_does_not(world_data):
+    arms = {"popularity": "popularity", "random": "random"}
+    one, two = _run(world_data, arms), _run(world_data, arms)
+    pd.testing.assert_frame_equal(one.sessions, two.sessions)
+    pd.testing.assert_frame_equal(one.events, two.events)
+    pd.testing.assert_frame_equal(analyze(one).comparisons, analyze(two).comparisons)
+    other = _run(world_data, arms, seed=2)
+    assert not one.assignment.equals(other.assignment)
+
+
+def test_finished_titles_are_not_shown_again_and_sessions_follow_the_members(world_data):
+    result = _run(world_data, {"popularity": "popularity", "oracle": "oracle", "random": "random"}, days=3)
+    ev = result.events
+    assert len(result.sessions) > 50 and set(result.sessions["arm"]) == {"popularity", "oracle", "random"}
+    finished = ev[ev["watch_fraction"] > 0.8].groupby(["user_id", "item_id"])["timestamp"].min()
+    shown = ev[ev["source"] == "row"].join(finished.rename("finished_at"), on=["user_id", "item_id"])
+    assert not (shown["timestamp"] > shown["finished_at"]).any()
+    # every member stays in one arm, and the sessions' devices are the world's
+    assert result.sessions.groupby("user_id")["arm"].nunique().max() == 1
+    assert set(result.sessions["device"]) <= {"tv", "mobile", "tablet", "web"}
+    assert (result.sessions["timestamp"] >= result.start).all() and (result.sessions["timestamp"] < result.end).all()
+
+
+def test_sessions_of_a_member_do_not_depend_on_who_else_is_asked(world_data):
+    world, _ = world_data
+    ids = world.users["user_id"].tolist()
+    alone = world.sessions_between("2025-09-01", "2025-09-08", ids[:1], seed=3)
+    together = world.sessions_between("2025-09-01", "2025-09-08", ids[:20], seed=3)
+    pd.testing.assert_frame_equal(alone, together[together["user_id"] == ids[0]].reset_index(drop=True))
+    assert len(together) > 0 and together["timestamp"].is_monotonic_increasing
+
+
+def test_retraining_on_request(world_data):
+    result = _run(world_data, {"popularity": "popularity", "random": "random"}, days=3, retrain_every_days=1)
+    assert result.info["retrains"] == 2
+
+
+def test_bad_policies_and_settings_are_clear_errors(world_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("best-model-ever")
+    with pytest.raises(ValueError, match="at least two arms"):
+        _run(world_data, {"popularity": "popularity"})
+    with pytest.raises(ValueError, match="members"):
+        _run(world_data, {"a": "random", "b": "random"}, users=301)
+    from recsys.pipeline import ArtifactError
+
+    with pytest.raises(ArtifactError):
+        make_policy(str(tmp_path))
+
+
+# ----------------------------------------------------------------- statistics
+def test_ratio_and_lift_by_hand():
+    est = ratio_estimate([1, 0, 2, 5], [1, 1, 2, 0])  # the member with no session is left out
+    assert est["estimate"] == pytest.approx(0.75) and est["n"] == 3
+    # residuals y - 0.75 x = 0.25, -0.75, 0.5; se = sqrt(3/2 * 0.875) / 4
+    assert est["se"] == pytest.approx(np.sqrt(1.5 * 0.875) / 4)
+    control = {"estimate": 0.5, "se": 0.03, "n": 101}
+    treatment = {"estimate": 0.6, "se": 0.03, "n": 101}
+    cmp = compare_ratio(control, treatment)
+    assert cmp["lift"] == pytest.approx(0.2) and cmp["diff"] == pytest.approx(0.1)
+    se_lift = 1.2 * np.sqrt((0.03 / 0.6) ** 2 + (0.03 / 0.5) ** 2)
+    q = stats.t.ppf(0.975, 200)  # equal variances and sizes: Welch's df is 2(n-1)
+    assert cmp["df"] == pytest.approx(200)
+    assert cmp["lift_low"] == pytest.approx(0.2 - q * se_lift) and cmp["lift_high"] == pytest.approx(0.2 + q * se_lift)
+    assert cmp["p_value"] == pytest.approx(2 * stats.t.sf(0.1 / np.sqrt(0.0018), 200)) and cmp["significant"]
+
+
+def test_per_member_means_match_welchs_t_test():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10, 2, 40), rng.normal(11, 3, 60)
+    cmp = compare_ratio(ratio_estimate(a, np.ones(40)), ratio_estimate(b, np.ones(60)))
+    assert cmp["p_value"] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
+
+
+def test_the_sample_ratio_check_catches_an_imbalance(world_data):
+    assert sample_ratio_check({"a": 1000, "b": 1200})["mismatch"]
+    assert not sample_ratio_check({"a": 1000, "b": 1010})["mismatch"]
+    assert not sample_ratio_check({"a": 700, "b": 300}, {"a": 0.7, "b": 0.3})["mismatch"]
+    result = _run(world_data, {"a": "random", "b": "random"}, days=3)
+    assert not analyze(result).srm["mismatch"]
+    # a logging bug that loses the sessions of every other member of arm b
+    s = result.sessions
+    b_members = s.loc[s["arm"] == "b", "user_id"].drop_duplicates()
+    lost = s["user_id"].isin(b_members.iloc[::2])
+    srm = analyze(result, sessions=s[~lost]).srm
+    assert srm["mismatch"] and srm["observed"]["b"] < srm["observed"]["a"]
+
+
+def test_offline_versus_online_orders(world_data):
+    result = _run(world_data, {"random": "random", "popularity": "popularity", "oracle": "oracle"}, days=3)
+    report = analyze(result)
+    offline = pd.DataFrame({"policy": ["random", "popularity", "oracle"], "NDCG@10": [0.01, 0.1, 0.2],
+                            "mAP@10": [0.005, 0.06, 0.12]})
+    table, agreement = offline_vs_online(offline, report)
+    assert list(table["policy"]) == ["oracle", "popularity", "random"]
+    assert agreement["best_offline"] == "oracle" and agreement["same_best"]
+    assert -1 <= agreement["kendall_tau"] <= 1
+
+
+# -------------------------------------------------------------------- the CLI
+def test_the_cli_runs_an_experiment_and_rejects_bad_arms(world_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+    from recsys.data.loaders import save_dataset
+    from recsys.data.synthetic import write_world_manifest
+
+    world, data = world_data
+    folder = tmp_path / "world"
+    save_dataset(data, folder)
+    write_world_manifest(world, folder)
+    runner = CliRunner()
+    out = runner.invoke(app, ["simulate", "--data", f"parquet:{folder}", "--control", "random", "--treatment", "oracle",
+                              "--users", "120", "--days", "1", "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    assert [a["arm"] for a in payload["arms"]] == ["random", "oracle"]
+    assert {c["metric"] for c in payload["comparisons"]} == set(METRICS)
+    assert "p_value" in payload["srm"]
+    bad = runner.invoke(app, ["simulate", "--data", f"parquet:{folder}", "--treatment", "nonsense", "--users", "50"])
+    assert bad.exit_code == 2 and "unknown policy" in bad.output
+    no_world = runner.invoke(app, ["simulate", "--data", f"parquet:{tmp_path / 'missing'}", "--treatment", "oracle"])
+    assert no_world.exit_code == 2
+
+
+# ------------------------------------------------- the Recommender as an arm (fits one: about 30 s)
+@pytest.fixture(scope="module")
+def small_model(world_data):
+    from recsys.pipeline import Recommender, RecommenderConfig
+
+    _, data = world_data
+    config = RecommenderConfig(sources=("popularity", "ease"), ranker="logistic", n_candidates=40,
+                               ranker_window_days=10, ranker_windows=1)
+    return Recommender(config).fit(data)
+
+
+@pytest.mark.slow
+def test_observe_feeds_history_and_seen_titles_into_a_fork_only(small_model, world_data):
+    world, data = world_data
+    user = data.users["user_id"].iloc[0]
+    now = data.end + pd.Timedelta(hours=2)
+    first = small_model.recommend([user], k=3, context={"now": now, "device": "tv"})
+    top = first["item_id"].iloc[0]
+    watched = pd.DataFrame({"user_id": [user], "item_id": [top], "timestamp": [data.end + pd.Timedelta(hours=1)],
+                            "device": ["tv"], "session_id": ["x-1"], "watch_fraction": [0.95],
+                            "minutes_watched": [90.0], "position": pd.array([0], dtype="Int64"),
+                            "propensity": [np.nan], "source": ["row"]})
+    events_before = len(small_model.history_.events)
+    twin = small_model.fork().observe(watched)
+    assert len(twin.history_.events) == events_before + 1 and len(small_model.history_.events) == events_before
+    assert top not in set(twin.recommend([user], k=10, context={"now": now, "device": "tv"})["item_id"])
+    assert top in set(small_model.recommend([user], k=10, context={"now": now, "device": "tv"})["item_id"])
+    with pytest.raises(Exception, match="not in the users"):
+        small_model.fork().observe(watched.assign(user_id="nobody"))
+
+
+@pytest.mark.slow
+def test_a_recommender_arm_runs_and_never_reshows_finished_titles(small_model, world_data):
+    result = _run(world_data, {"popularity": "popularity", "model": small_model}, users=150, days=2)
+    report = analyze(result)
+    assert set(report.table()["arm"]) == {"popularity", "model"}
+    ev = result.events
+    finished = ev[ev["watch_fraction"] > 0.8].groupby(["user_id", "item_id"])["timestamp"].min()
+    shown = ev[ev["source"] == "row"].join(finished.rename("finished_at"), on=["user_id", "item_id"])
+    assert not (shown["timestamp"] > shown["finished_at"]).any()
+    assert (ev.loc[ev["arm"] == "model", "source"] == "row").sum() > 0

@@ -30,18 +30,21 @@ DEVICE_FEATURE = Feature("device", "context", "categorical", "Device the member 
 
 def context_features(timestamps, devices=None) -> pd.DataFrame:
     """Context features for each moment (and device, when known)."""
-    ts = pd.DatetimeIndex(pd.to_datetime(np.asarray(timestamps)))
+    values = pd.to_datetime(np.asarray(timestamps)).to_numpy(dtype="datetime64[ns]")
+    # a request's rows share one moment: compute each distinct moment once
+    moments, inverse = np.unique(values, return_inverse=True)
+    ts = pd.DatetimeIndex(moments)
     holiday, days = next_holiday(ts)
     hour = ts.hour.to_numpy()
     dow = ts.day_of_week.to_numpy()
     out = pd.DataFrame({
-        "season_of_year": _SEASONS[ts.month.to_numpy() - 1],
-        "upcoming_holiday": holiday,
-        "days_to_holiday": days.astype(float),
-        "hour_of_day": hour.astype(float),
-        "daypart": _DAYPARTS[hour],
-        "day_of_week": _DAYS[dow],
-        "is_weekend": (dow >= 5).astype(float),
+        "season_of_year": _SEASONS[ts.month.to_numpy() - 1][inverse],
+        "upcoming_holiday": np.asarray(holiday, dtype=object)[inverse],
+        "days_to_holiday": np.asarray(days, dtype=float)[inverse],
+        "hour_of_day": hour.astype(float)[inverse],
+        "daypart": _DAYPARTS[hour][inverse],
+        "day_of_week": _DAYS[dow][inverse],
+        "is_weekend": (dow >= 5).astype(float)[inverse],
     })
     if devices is not None:
         out["device"] = np.asarray(devices, dtype=object)

@@ -10,5 +10,6 @@ pages = [
     st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page("pages/features.py", title="Features", icon=":material/bar_chart:"),
     st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    st.Page("pages/ab_test.py", title="A/B test", icon=":material/science:"),
 ]
 st.navigation(pages).run()

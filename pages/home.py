@@ -1,4 +1,4 @@
-"""Home: the dataset in numbers and the data-source choice."""
+"""Home: the dataset in numbers, the data-source choice, and the active model (trained here on demand)."""
 
 import pandas as pd
 import streamlit as st
@@ -6,30 +6,73 @@ import streamlit as st
 from recsys.data import DataError
 from recsys.ui import dataset_summary, load_cached_dataset
 from recsys.ui.charts import activity_over_time, genre_counts, label_balance
+from recsys.ui.models import cache_dir, manifest_of, model_with_progress, saved_manifest
+from recsys.ui.sources import describe_error, save_uploads, spec_label
 
 st.title("recsys: what should each member watch next?")
 st.caption("A two-stage recommender for a streaming service: candidate generation, ranking, "
-           "and a re-rank of the top 10. This page shows the data the models learn from.")
+           "and a re-rank of the top 10. This page shows the data the models learn from and the model in use.")
 
 spec = st.session_state.setdefault("data_spec", "sample")
-with st.expander("Data source", expanded=False):
-    st.write("Use the shipped sample world, or point at a MovieLens folder or a folder of "
-             "CSV/Parquet files in the documented schema.")
-    new_spec = st.text_input("Dataset", value=spec, key="data_spec_input",
-                             help="sample | movielens:PATH | csv:PATH | parquet:PATH")
-    if st.button("Load", key="load_data") and new_spec.strip() != spec:
-        try:
-            load_cached_dataset(new_spec.strip())
-        except DataError as err:
-            st.error(f"Could not load that dataset.\n\n{err}")
-        else:
-            st.session_state["data_spec"] = spec = new_spec.strip()
+
+
+def use(new_spec: str, names: dict[str, str] | None = None) -> None:
+    """Validate `new_spec` by loading it; on success it becomes the data of every page in this session."""
+    try:
+        load_cached_dataset(new_spec)
+    except DataError as err:
+        st.error("Could not load that data.\n\n" + describe_error(err, names))
+        return
+    st.session_state["data_spec"] = new_spec
+    st.session_state["data_names"] = names or {}
+    st.rerun()  # redraw from the top: the data-source label and every number follow the new data
+
+
+with st.expander(f"Data source: {spec_label(spec)}", expanded=spec != "sample"):
+    kind = st.radio("Where the data comes from", ["Sample", "MovieLens folder", "Upload files", "Data spec"],
+                    horizontal=True, key="source_kind",
+                    help="Every page (onboarding, inspector, features, metrics) uses the data chosen here.")
+    if kind == "Sample":
+        st.write("The shipped sample: a simulated streaming service with a known ground truth.")
+        if st.button("Use the sample", key="use_sample", disabled=spec == "sample"):
+            use("sample")
+    elif kind == "MovieLens folder":
+        path = st.text_input("Folder on the server", key="movielens_path", placeholder="data/ml-100k",
+                             help="ml-100k (u.data, u.item, u.user), ml-1m (*.dat) or ml-latest(-small) (*.csv)")
+        if st.button("Load MovieLens", key="load_movielens"):
+            if path.strip():
+                use(f"movielens:{path.strip()}")
+            else:
+                st.error("Type the path of a MovieLens folder first.")
+    elif kind == "Upload files":
+        st.write("Upload **items** and **events** files (and optionally **users** and **searches**), all CSV or "
+                 "all Parquet, named after their table (`events.csv`, `items.parquet`, …); the columns are those "
+                 "of docs/data.md.")
+        uploads = st.file_uploader("Files", type=["csv", "gz", "parquet"], accept_multiple_files=True,
+                                   key="uploads")
+        if st.button("Load uploaded files", key="load_uploads"):
+            try:
+                new_spec, names = save_uploads([(f.name, f.getvalue()) for f in uploads or []],
+                                               cache_dir() / "uploads")
+            except DataError as err:
+                st.error("Could not use those files.\n\n" + describe_error(err))
+            else:
+                use(new_spec, names)
+    else:
+        new_spec = st.text_input("Dataset", value=spec, key="data_spec_input",
+                                 help="sample | movielens:PATH | csv:PATH | parquet:PATH")
+        if st.button("Load", key="load_data") and new_spec.strip() != spec:
+            use(new_spec.strip())
 
 try:
     dataset = load_cached_dataset(spec)
     summary = dataset_summary(spec)
 except DataError as err:
-    st.error(f"Could not load the dataset {spec!r}.\n\n{err}")
+    st.error(f"Could not load the dataset {spec_label(spec)}.\n\n"
+             + describe_error(err, st.session_state.get("data_names")))
+    if st.button("Back to the sample", key="reset_sample"):
+        st.session_state["data_spec"] = "sample"
+        st.rerun()
     st.stop()
 
 st.subheader(f"Dataset: {summary['name']}")
@@ -58,3 +101,29 @@ if report.get("dropped") or report.get("notes"):
             st.write(f"Dropped {count:,} rows: {reason}")
         for note in report.get("notes") or []:
             st.write(note)
+
+st.subheader("Model")
+manifest = saved_manifest(spec)
+if manifest is None:
+    st.info("No model is trained on this data yet. Train it here (about a minute on the sample, once per "
+            "server: it is saved and shared by every session), or open the Recommendations page, which trains "
+            "it on first use.")
+    if st.button("Train the pipeline", key="train_model", type="primary"):
+        try:
+            manifest = manifest_of(model_with_progress(spec))
+        except DataError as err:
+            st.error("The pipeline cannot learn from this data.\n\n" + describe_error(err))
+if manifest is not None:
+    config = manifest["config"]
+    training = manifest.get("training") or {}
+    seconds = manifest.get("fit_seconds") or {}
+    c = st.columns(4)
+    c[0].metric("Ranker", config["ranker"] or "none (blend order)")
+    c[1].metric("Candidate sources", len(config["sources"]))
+    c[2].metric("Training rows", f"{training.get('rows', 0):,}")
+    c[3].metric("Fit seconds", f"{sum(seconds.values()):.0f}" if seconds else "-")
+    st.success(f"Active model: {config['ranker'] or 'no'} ranker over {', '.join(config['sources'])} candidates, "
+               f"trained on {manifest['data']['name']} (data fingerprint {manifest['data']['fingerprint']}, "
+               f"up to {manifest['data']['end'][:16]}).")
+    with st.expander("Manifest"):
+        st.json(manifest, expanded=1)

@@ -8,11 +8,20 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_report
+from recsys.pipeline import RANKERS
 from recsys.ui.charts import metric_curves, per_fold, per_segment
+from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
+from recsys.ui.models import cached_curves, compute_curves
+from recsys.ui.sources import describe_error, spec_label
 
 st.title("Offline evaluation")
 spec = st.session_state.get("data_spec", "sample")
 path = Path(st.session_state.get("report_path", "artifacts/report.json"))
+if "report_path" not in st.session_state and not path.exists():
+    # no report.json: offer the other reports `recsys evaluate` wrote to artifacts/, this data's first
+    found = sorted(Path("artifacts").glob("report*.json"), key=lambda p: (spec.split(":")[0] not in p.name, p.name))
+    if found:
+        path = st.selectbox("Report", found, format_func=lambda p: p.name, key="report_file")
 
 QUICK = ["random", "popularity", "ease", "blend", "logistic"]
 with st.expander("Run a fresh evaluation", expanded=not path.exists()):
@@ -41,43 +50,98 @@ with st.expander("Run a fresh evaluation", expanded=not path.exists()):
         except (DataError, ValueError) as err:
             st.error(f"The evaluation could not run on {spec!r}.\n\n{err}")
 
-if not path.exists():
-    st.info("No evaluation report yet: run one above, or `recsys evaluate --out artifacts/report.json`.")
-    st.stop()
-try:
-    report = load_report(str(path), os.path.getmtime(path))
+
+
+def show_report() -> None:
+    """The report's comparison table, paired tests, metric@k curves, folds and segments."""
+    if not path.exists():
+        st.info("No evaluation report yet: run one above, or `recsys evaluate --out artifacts/report.json`.")
+        return
+    try:
+        report = load_report(str(path), os.path.getmtime(path))
+        if not isinstance(report["models"], dict):
+            raise ValueError("no models in the report")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        st.error(f"The report at {path} cannot be read ({err}). Run a fresh evaluation.")
+        return
+    show_comparison(report)
+
+
+def show_comparison(report: dict) -> None:
     models = report["models"]
-except (OSError, ValueError, KeyError) as err:
-    st.error(f"The report at {path} cannot be read ({err}). Run a fresh evaluation.")
+
+    k = report["k"]
+    protocol = report.get("protocol", {})
+    st.caption(f"{report['dataset']['name']}: protocol {protocol.get('name')}, {len(report['folds'])} fold(s), "
+               f"k = {k}; means over (fold, member) pairs with 95% bootstrap intervals.")
+    rows = []
+    for name, m in models.items():
+        met = m["metrics"]
+        rows.append({"model": name, f"NDCG@{k}": met["ndcg"]["estimate"],
+                     "NDCG low": met["ndcg"]["low"], "NDCG high": met["ndcg"]["high"],
+                     f"mAP@{k}": met["map"]["estimate"], f"mAR@{k}": met["mar"]["estimate"], "F1": met["f1"]["estimate"],
+                     f"recall@{k}": met["recall"]["estimate"], "coverage": m["coverage"],
+                     "AUC": None if m.get("auc") is None else m["auc"]["global"],
+                     "fit s": sum(m["fit_seconds"]) / max(1, len(m["fit_seconds"]))})
+    table = pd.DataFrame(rows).sort_values(f"NDCG@{k}", ascending=False)
+    st.subheader("Model comparison")
+    st.dataframe(table, hide_index=True, width="stretch")
+    comparisons = pd.DataFrame(report.get("comparisons", []))
+    if len(comparisons):
+        st.write(f"Best by NDCG@{k}: **{report['best']}**. Is it really better? Paired bootstrap on the same members:")
+        st.dataframe(comparisons, hide_index=True, width="stretch")
+
+    metric = st.selectbox("Metric", ["ndcg", "recall", "precision", "map"], key="curve_metric")
+    st.plotly_chart(metric_curves(report, metric), width="stretch")
+    left, right = st.columns(2)
+    fold_metric = {"map": "map"}.get(metric, metric)
+    left.plotly_chart(per_fold(report, fold_metric), width="stretch")
+    segments = sorted({s for m in models.values() for s in m.get("segments", {})})
+    if segments:
+        segment = right.selectbox("Segment", segments, key="segment")
+        right.plotly_chart(per_segment(report, segment, "ndcg" if metric == "precision" else metric), width="stretch")
+
+
+show_report()
+
+st.divider()
+st.subheader("Rankers as classifiers: ROC and calibration on a held-out window")
+st.write("The pipeline is fitted on all but the last 14 days; every active member's candidates at that moment "
+         "are scored by each ranker and labeled by what the member then did (finished: 1; shown, abandoned or "
+         "never played: 0). ROC asks whether P(watch) separates the two; calibration whether a predicted 0.3 "
+         "comes true 30% of the time. Candidate recall asks how many of the finished titles each source found.")
+chosen = st.multiselect("Rankers", list(RANKERS), default=["logistic", "boosting"], key="curve_rankers")
+rankers = tuple(r for r in RANKERS if r in chosen)
+try:
+    curves = cached_curves(spec, rankers)
+except DataError as err:
+    st.error(f"Could not read the data {spec_label(spec)}.\n\n" + describe_error(err))
     st.stop()
-
-k = report["k"]
-protocol = report.get("protocol", {})
-st.caption(f"{report['dataset']['name']}: protocol {protocol.get('name')}, {len(report['folds'])} fold(s), "
-           f"k = {k}; means over (fold, member) pairs with 95% bootstrap intervals.")
-rows = []
-for name, m in models.items():
-    met = m["metrics"]
-    rows.append({"model": name, f"NDCG@{k}": met["ndcg"]["estimate"],
-                 "NDCG low": met["ndcg"]["low"], "NDCG high": met["ndcg"]["high"],
-                 f"mAP@{k}": met["map"]["estimate"], f"mAR@{k}": met["mar"]["estimate"], "F1": met["f1"]["estimate"],
-                 f"recall@{k}": met["recall"]["estimate"], "coverage": m["coverage"],
-                 "AUC": None if m.get("auc") is None else m["auc"]["global"],
-                 "fit s": sum(m["fit_seconds"]) / max(1, len(m["fit_seconds"]))})
-table = pd.DataFrame(rows).sort_values(f"NDCG@{k}", ascending=False)
-st.subheader("Model comparison")
-st.dataframe(table, hide_index=True, width="stretch")
-comparisons = pd.DataFrame(report.get("comparisons", []))
-if len(comparisons):
-    st.write(f"Best by NDCG@{k}: **{report['best']}**. Is it really better? Paired bootstrap on the same members:")
-    st.dataframe(comparisons, hide_index=True, width="stretch")
-
-metric = st.selectbox("Metric", ["ndcg", "recall", "precision", "map"], key="curve_metric")
-st.plotly_chart(metric_curves(report, metric), width="stretch")
-left, right = st.columns(2)
-fold_metric = {"map": "map"}.get(metric, metric)
-left.plotly_chart(per_fold(report, fold_metric), width="stretch")
-segments = sorted({s for m in models.values() for s in m.get("segments", {})})
-if segments:
-    segment = right.selectbox("Segment", segments, key="segment")
-    right.plotly_chart(per_segment(report, segment, "ndcg" if metric == "precision" else metric), width="stretch")
+if not rankers:
+    st.info("Pick at least one ranker.")
+elif curves is None:
+    st.info("Not computed for this data yet (a minute or two on the sample; saved for every later visit).")
+    if st.button("Compute curves", key="run_curves"):
+        bar = st.progress(0.0, text="starting")
+        try:
+            curves = compute_curves(spec, rankers, progress=lambda message, fraction: bar.progress(
+                min(1.0, max(0.0, fraction)), text=message))
+        except (DataError, ValueError) as err:
+            st.error(f"The curves could not be computed on {spec_label(spec)}.\n\n"
+                     + (describe_error(err) if isinstance(err, DataError) else str(err)))
+        bar.empty()
+if curves is not None:
+    st.caption(f"{curves['dataset']}: held-out window from {curves['cut'][:16]} ({curves['test_days']:g} days), "
+               f"{curves['members']:,} members, {curves['rows']:,} candidate rows, {curves['positives']:,} finished.")
+    left, right = st.columns(2)
+    left.plotly_chart(roc_chart(curves), width="stretch")
+    right.plotly_chart(calibration_chart(curves), width="stretch")
+    st.dataframe(pd.DataFrame([{"ranker": name, "AUC": r["roc"]["auc"], "Brier": r["calibration"]["brier"],
+                                "ECE": r["calibration"]["ece"], "mean P(watch)": r["calibration"]["mean_predicted"],
+                                "share finished": r["calibration"]["base_rate"]}
+                               for name, r in curves["rankers"].items()]), hide_index=True, width="stretch")
+    st.plotly_chart(candidate_recall_chart(curves), width="stretch")
+    share = curves["candidate_recall"].get("blend_share") or {}
+    if share:
+        st.caption("Of the finished titles the blend found, credited to the source that put each one in the blend: "
+                   + ", ".join(f"{k} {v:,}" for k, v in share.items()) + ".")

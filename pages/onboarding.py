@@ -20,6 +20,12 @@ except DataError as err:
 items = dataset.items
 genres = sorted({g for gs in items["genres"] for g in gs}) if "genres" in items.columns else []
 languages = sorted(items["original_language"].dropna().unique()) if "original_language" in items.columns else []
+if st.session_state.get("onboarding_spec") != spec:  # another data source: start over
+    st.session_state["onboarding_spec"] = spec
+    st.session_state["onboarding_watched"] = []
+for key, options in (("onboarding_genres", genres), ("onboarding_languages", languages)):
+    if key in st.session_state:
+        st.session_state[key] = [v for v in st.session_state[key] if v in options]
 watched: list[str] = st.session_state.setdefault("onboarding_watched", [])
 
 left, right = st.columns([2, 1])

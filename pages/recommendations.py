@@ -5,20 +5,25 @@ import pandas as pd
 import streamlit as st
 
 from recsys.data import DataError
-from recsys.ui import load_cached_dataset, trained_recommender
+from recsys.ui import load_cached_dataset
+from recsys.ui.models import model_with_progress
+from recsys.ui.sources import describe_error, spec_label
 from recsys.ui.charts import contributions, member_genre_histogram, watch_timeline
 
 st.title("Recommendation inspector")
 spec = st.session_state.get("data_spec", "sample")
 try:
     dataset = load_cached_dataset(spec)
-    model = trained_recommender(spec)
+    model = model_with_progress(spec)
 except DataError as err:
-    st.error(f"Could not train on {spec!r}.\n\n{err}")
+    st.error(f"Could not train the pipeline on {spec_label(spec)}.\n\n" + describe_error(err))
+    st.stop()
+if not len(dataset.users):
+    st.info("This dataset has no members to inspect.")
     st.stop()
 
 users = dataset.users["user_id"].tolist()
-if "inspector_user" not in st.session_state:
+if st.session_state.get("inspector_user") not in set(users):  # first visit, or the data source changed
     st.session_state["inspector_user"] = users[0]
 c1, c2 = st.columns([3, 1])
 if c2.button("Random member", key="random_member"):
@@ -31,6 +36,8 @@ d1, d2, d3 = st.columns(3)
 day = d1.date_input("Date", value=end.date(), key="context_date")
 hour = d2.slider("Hour of day", 0, 23, value=20, key="context_hour")
 devices = sorted(dataset.events["device"].dropna().unique()) if dataset.has("events", "device") else []
+if st.session_state.get("context_device") not in devices:
+    st.session_state.pop("context_device", None)
 device = d3.selectbox("Device", devices, index=devices.index("tv") if "tv" in devices else 0,
                       key="context_device") if devices else None
 now = pd.Timestamp(day) + pd.Timedelta(hours=hour)
@@ -79,6 +86,9 @@ with st.expander("Candidates by source"):
 
 st.subheader("Why this title?")
 choice = st.selectbox("Title", result.final["title"].tolist(), key="explain_title")
-if choice:
+if model.ranker_ is None:
+    st.info("This model serves the candidate blend's order without a ranker (the data is too short to train "
+            "one), so there are no feature contributions to show.")
+elif choice:
     item = result.final.loc[result.final["title"] == choice, "item_id"].iat[0]
     st.plotly_chart(contributions(model.explain(user, item, context=context, top=10)), width="stretch")

@@ -43,9 +43,9 @@ def onboarding_model(spec: str):
 def trained_recommender(spec: str):
     """The default Recommender fitted on the dataset, shared by every session. It is only read after fit:
     no per-member state is kept in it."""
-    from ..pipeline import Recommender
+    from .models import cached_model, train_model
 
-    return Recommender().fit(load_cached_dataset(spec))
+    return cached_model(spec) or train_model(spec)
 
 
 @st.cache_data(show_spinner=False)
@@ -55,3 +55,12 @@ def load_report(path: str, modified: float) -> dict:
 
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+@st.cache_resource(show_spinner="Rebuilding the simulated world (ground truth)…")
+def simulated_world(spec: str):
+    """The simulated world behind `spec` (the sample, or a folder `recsys generate` wrote), or None when the
+    data has no world.json. Shared and read-only (the A/B simulator keeps member states outside it)."""
+    from ..cli import _world_of
+
+    return _world_of(spec)

@@ -139,3 +139,53 @@ def per_segment(report: dict, segment: str, metric: str) -> go.Figure:
                  title=f"{metric} by {segment}")
     fig.update_layout(margin=dict(t=40, b=10))
     return fig
+
+
+AB_METRIC_LABELS = {"engagement_rate": "engagement rate", "videos_per_session": "videos per session",
+                    "finished_per_session": "finished per session", "minutes_per_session": "minutes per session",
+                    "minutes_per_member": "minutes per member"}
+
+
+def ab_arm_metric(arms: pd.DataFrame, metric: str) -> go.Figure:
+    """One online metric per arm with its 95% interval (`arms`: ABReport.table())."""
+    label = AB_METRIC_LABELS.get(metric, metric)
+    fig = go.Figure(go.Bar(x=arms["arm"], y=arms[metric], marker_color=px.colors.qualitative.Plotly[:len(arms)],
+                           error_y=dict(type="data", symmetric=False, array=arms[f"{metric} high"] - arms[metric],
+                                        arrayminus=arms[metric] - arms[f"{metric} low"])))
+    fig.update_layout(title=f"{label} per arm (95% interval)", yaxis_title=label, margin=dict(t=40, b=10))
+    return fig
+
+
+def ab_lifts(comparisons: pd.DataFrame) -> go.Figure:
+    """Relative lift of each treatment over the control on every metric, with intervals; significant ones solid."""
+    frame = comparisons.assign(metric_label=comparisons["metric"].map(lambda m: AB_METRIC_LABELS.get(m, m)),
+                               verdict=comparisons["significant"].map({True: "significant", False: "not significant"}))
+    fig = go.Figure()
+    for (arm, verdict), part in frame.groupby(["treatment", "verdict"], sort=False):
+        fig.add_trace(go.Scatter(
+            x=part["lift"] * 100, y=part["metric_label"], mode="markers", name=f"{arm} ({verdict})",
+            marker=dict(size=11, symbol="circle" if verdict == "significant" else "circle-open"),
+            error_x=dict(type="data", symmetric=False, array=(part["lift_high"] - part["lift"]) * 100,
+                         arrayminus=(part["lift"] - part["lift_low"]) * 100)))
+    fig.add_vline(x=0, line_dash="dash", line_color="gray")
+    fig.update_layout(title="Lift over the control (%, 95% interval)", xaxis_title="lift %", margin=dict(t=40, b=10))
+    return fig
+
+
+def ab_daily(daily: pd.DataFrame, metric: str = "engagement_rate") -> go.Figure:
+    """A daily metric per arm over the simulated period."""
+    label = AB_METRIC_LABELS.get(metric, metric)
+    fig = px.line(daily, x="day", y=metric, color="arm", markers=True, hover_data=["sessions"],
+                  title=f"Daily {label}", labels={"day": "day of the experiment", metric: label})
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig
+
+
+def offline_vs_online_chart(table: pd.DataFrame, offline_metric: str, online_metric: str) -> go.Figure:
+    """Each policy's offline metric against its online metric."""
+    fig = px.scatter(table, x=offline_metric, y=online_metric, text="policy",
+                     title=f"Offline {offline_metric} vs online {AB_METRIC_LABELS.get(online_metric, online_metric)}",
+                     labels={online_metric: AB_METRIC_LABELS.get(online_metric, online_metric)})
+    fig.update_traces(textposition="top center", marker=dict(size=12))
+    fig.update_layout(margin=dict(t=40, b=10))
+    return fig

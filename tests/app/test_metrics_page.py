@@ -33,6 +33,7 @@ def _page(path) -> AppTest:
 def test_dashboard_shows_the_comparison_curves_folds_and_segments(report_path):
     at = _page(report_path)
     assert not at.exception
+    assert not at.json  # nothing dumped raw
     table = at.dataframe[0].value
     assert list(table["model"]) == ["oracle", "popularity", "random"]
     assert (table["NDCG low"] <= table["NDCG@10"]).all() and (table["NDCG@10"] <= table["NDCG high"]).all()
@@ -68,3 +69,30 @@ def test_the_run_button_evaluates_a_generated_world_with_its_oracle(tmp_path):
     assert any("Report written" in s.value for s in at.success)
     models = set(at.dataframe[0].value["model"])
     assert {"random", "popularity", "ease", "blend", "logistic", "oracle"} == models
+
+
+def test_roc_calibration_and_candidate_recall_on_a_held_out_window(tiny_world_dir, tiny_cache, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("RECSYS_APP_CACHE", str(tiny_cache))
+    at = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=300)
+    at.session_state["report_path"] = str(tmp_path / "none.json")
+    at.session_state["data_spec"] = f"csv:{tiny_world_dir}"
+    at.run()
+    assert not at.exception and any("Not computed" in i.value for i in at.info)
+    at.multiselect(key="curve_rankers").set_value(["logistic", "forest"]).run()
+    at.button(key="run_curves").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["ranker"]) == ["logistic", "forest"]
+    assert ((table["AUC"] > 0.5) & (table["AUC"] <= 1)).all()
+    assert ((table["ECE"] >= 0) & (table["Brier"] < 0.5)).all()
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("ROC" in t for t in titles) and any("Calibration" in t for t in titles)
+    assert any("Candidate recall" in t for t in titles)
+    # computed once: a new session shows it at once
+    again = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=60)
+    again.session_state["report_path"] = str(tmp_path / "none.json")
+    again.session_state["data_spec"] = f"csv:{tiny_world_dir}"
+    again.run()
+    again.multiselect(key="curve_rankers").set_value(["logistic", "forest"]).run()
+    assert not again.exception and len(again.dataframe) == 1 and not any("Not computed" in i.value for i in again.info)

@@ -1,0 +1,100 @@
+"""Data sources for the app: uploaded files become a folder named by their content, read as a data spec;
+loader errors become messages that name the file, the column and example rows."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable
+
+from ..data import DataError
+from ..data.loaders import TABLES
+
+__all__ = ["save_uploads", "describe_error", "spec_label"]
+
+
+def _table_and_format(name: str) -> tuple[str, str]:
+    lower = name.lower()
+    for fmt, suffixes in (("parquet", (".parquet", ".pq")), ("csv", (".csv", ".csv.gz"))):
+        for suffix in suffixes:
+            if lower.endswith(suffix):
+                stem = lower[: -len(suffix)]
+                table = next((t for t in TABLES if stem == t or stem.startswith(t + "_") or stem.startswith(t + "-")
+                              or stem.startswith(t + ".")), None)
+                if table is None:
+                    raise DataError(f"cannot tell which table {name!r} is: name it {', '.join(TABLES)} "
+                                    f"(e.g. events{suffix})", file=name)
+                return table, fmt
+    raise DataError(f"{name!r} is neither a CSV nor a Parquet file", file=name,
+                    hint="upload .csv, .csv.gz or .parquet files")
+
+
+def save_uploads(files: Iterable[tuple[str, bytes]], root: Path) -> tuple[str, dict[str, str]]:
+    """Write uploaded (name, content) files to `root/upload-<content hash>/<table>.<fmt>` and return the
+    data spec that reads them plus {stored name: uploaded name}. Raises DataError on unusable uploads."""
+    files = list(files)
+    if not files:
+        raise DataError("no files uploaded", hint="upload items and events files (users and searches optional)")
+    tables: dict[str, tuple[str, bytes, str]] = {}
+    formats = set()
+    for name, content in files:
+        table, fmt = _table_and_format(name)
+        if table in tables:
+            raise DataError(f"two files for the {table} table: {tables[table][0]!r} and {name!r}", file=name)
+        tables[table] = (name, content, fmt)
+        formats.add(fmt)
+    if len(formats) > 1:
+        raise DataError("mixed CSV and Parquet uploads: upload every table in one format",
+                        file=", ".join(n for n, _, _ in tables.values()))
+    fmt = formats.pop()
+    missing = [t for t in ("items", "events") if t not in tables]
+    if missing:
+        raise DataError(f"missing the required {' and '.join(missing)} file(s)",
+                        file=", ".join(n for n, _, _ in tables.values()),
+                        hint=f"upload items.{fmt} and events.{fmt} (users and searches are optional)")
+    h = hashlib.sha256()
+    for table in sorted(tables):
+        name, content, _ = tables[table]
+        h.update(table.encode() + b"\0" + hashlib.sha256(content).digest())
+    folder = root / f"upload-{h.hexdigest()[:16]}"
+    names: dict[str, str] = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, (name, content, _) in tables.items():
+        gz = name.lower().endswith(".gz")
+        target = folder / f"{table}.{fmt}{'.gz' if gz else ''}"
+        if not target.exists() or target.read_bytes() != content:
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(content)
+            tmp.replace(target)
+        names[str(target)] = name
+    return f"{fmt}:{folder}", names
+
+
+def describe_error(err: DataError, names: dict[str, str] | None = None) -> str:
+    """Markdown for a DataError: which file (by its uploaded name), which column, what is wrong, bad rows."""
+    names = names or {}
+    file = err.file
+    if file:
+        file = names.get(file, next((v for k, v in names.items() if file.startswith(k)), file))
+    lines = []
+    where = []
+    if file:
+        where.append(f"file **{Path(file).name if file in names.values() else file}**")
+    if err.column:
+        where.append(f"column **{err.column}**")
+    lines.append((", ".join(where) + ": " if where else "") + err.problem)
+    if err.examples:
+        lines.append("\n\nExamples of bad rows:\n" + "\n".join(f"- `{e}`" for e in err.examples))
+    if err.hint:
+        lines.append(f"\n\nHint: {err.hint}")
+    return "".join(lines)
+
+
+def spec_label(spec: str) -> str:
+    """A short human name for a data spec."""
+    if spec == "sample":
+        return "the shipped sample"
+    kind, _, path = spec.partition(":")
+    if "upload-" in path:
+        return f"uploaded {kind.upper()} files ({Path(path).name})"
+    return f"{kind} folder {path}"

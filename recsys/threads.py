@@ -39,6 +39,11 @@ def _controller():
 def single_threaded() -> Iterator[None]:
     """Run the block with this thread's BLAS and OpenMP (PyTorch's too) limited to one thread."""
     depth = getattr(_local, "depth", 0)
+    torch = sys.modules.get("torch")
+    if depth == 0 and torch is not None:
+        # torch applies its process-wide thread setting to a thread on the thread's first use of it,
+        # which would undo a limit set before: let that happen first
+        torch.get_num_threads()
     limiter = _controller().limit(limits=1) if depth == 0 else None
     _local.depth = depth + 1
     try:

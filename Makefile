@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test test-fast sample clean-venv
+.PHONY: install run test test-fast sample bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not e2e"
+
+# Benchmarks: rewrites docs/benchmarks.md and docs/scale.md (about 30 minutes on 2 cores).
+# BENCH_ARGS="--data movielens:PATH" adds the MovieLens section; BENCH_ARGS=--quick is a fast check.
+bench: install
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 sample: install
 	$(VENV)/bin/recsys generate --out sample_data

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: install run test test-fast sample bench clean-venv
+.PHONY: install run test test-fast sample bench screenshots clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: install
 # BENCH_ARGS="--data movielens:PATH" adds the MovieLens section; BENCH_ARGS=--quick is a fast check.
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+# The README's page screenshots: the browser test takes them, this copies them into docs/images/.
+screenshots: install
+	$(PY) -m pytest tests/e2e -q
+	mkdir -p docs/images/screenshots && cp test-artifacts/screenshots/*.png docs/images/screenshots/
 
 sample: install
 	$(VENV)/bin/recsys generate --out sample_data

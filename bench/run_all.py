@@ -451,10 +451,9 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
               "No GPU machine was lent to the session that wrote this page, so there are no GPU figures: every "
               "number here is CPU-only. " if m["gpu"] == "none" else "") +
           "Device selection is automatic where it matters: the deep ranker defaults to `device=\"auto\"` "
-          "(CUDA when `torch.cuda.is_available()`, else CPU; `recsys/ranking/deep.py`); the two-tower "
-          "candidate generator accepts `device=\"auto\"` but defaults to `\"cpu\"` "
-          "(`recsys/candidates/two_tower.py`), so it needs `source_params={\"two_tower\": {\"device\": \"auto\"}}` "
-          "to use a GPU. The default pipeline (logistic ranker) does not use a GPU.", ""]
+          "(CUDA when `torch.cuda.is_available()`, else CPU; `recsys/ranking/deep.py`), and so does the "
+          "two-tower candidate generator, which is part of the default pipeline (`recsys/candidates/two_tower.py`; "
+          "`device=\"cpu\"` forces the CPU). The logistic ranker and the other sources run on the CPU.", ""]
     L += ["## This run's budget", "",
           "| section | command | status | seconds | budget |", "|---|---|---|---|---|"]
     for name, r in runs.items():

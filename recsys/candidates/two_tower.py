@@ -7,7 +7,8 @@ band, gender, language) plus the duration-weighted mean of learned history embed
 the titles they watched (leaving out the target title while training), through an MLP. Trained on (member, title) interactions with in-batch
 negatives (sampled softmax with log-frequency correction), each example weighted by its
 interaction weight (minutes watched). Item vectors are exported as a matrix; retrieval is
-a plain matrix product. Seeded; CPU by default, CUDA when `device="auto"` finds one.
+a plain matrix product. Seeded; `device="auto"` (the default) trains on CUDA when torch sees
+a GPU, else on the CPU; `"cpu"` forces the CPU.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class TwoTowerGenerator(CandidateGenerator):
     max_tags: int = 64
     seed: int = 0
     threads: int = 1
-    device: str = "cpu"
+    device: str = "auto"
     cache_dir: str | None = None
     interactions: InteractionConfig = InteractionConfig()
 

@@ -207,8 +207,22 @@ def test_every_page_renders_and_onboarding_adapts(server, page):
     check_clean(page, "metrics")
     shoot(page, "metrics")
 
+    # A/B test: a small experiment, pipeline against popularity, runs to its results
+    timed("open a/b test", page, lambda: page.goto(f"{server}/ab_test"), "Run the experiment", timeout=120)
+    check_clean(page, "a/b test")
+    for label, value in (("Members", "200"), ("Days", "1")):
+        box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).first.locator("input")
+        box.fill(value)
+        box.press("Enter")
+        settle(page)
+    timed("run a small experiment", page, lambda: page.get_by_role("button", name="Run the experiment").click(),
+          "Against the control", timeout=300)
+    check_clean(page, "a/b test results")
+    assert page.get_by_text("Sample ratio").count() > 0
+    shoot(page, "ab_test")
+
     # widget changes on warm pages answer quickly (about half a second here; a loose bound for busy CI machines)
-    slow = {k: v for k, v in TIMINGS.items() if not k.startswith("open") and v > 5.0}
+    slow = {k: v for k, v in TIMINGS.items() if not k.startswith(("open", "run")) and v > 5.0}
     assert not slow, f"widget changes slower than 5 s: {slow}"
 
 

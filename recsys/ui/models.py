@@ -37,7 +37,7 @@ def _code_hash() -> str:
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
-        if rel.parts[0] in ("ui", "evaluation", "cli.py") or rel.name.startswith("simulat"):
+        if rel.parts[0] in ("ui", "evaluation", "simulation", "cli.py"):
             continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())

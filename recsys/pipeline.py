@@ -498,7 +498,8 @@ class Recommender:
             ["_user", "score"], ascending=[True, False], kind="stable").drop(columns="_user")
         return cands, ranked, features, history, now
 
-    _BATCH_MEMO_MIN_USERS = 100
+    #: Below this many members a call is "small": it runs single-threaded and skips the batch memo.
+    _SMALL_CALL = 100
 
     def _candidate_features(self, user_ids, now, device, history: Dataset, member_table):
         """Candidates and their feature rows (with every source's score when a ranker reads them).
@@ -508,7 +509,7 @@ class Recommender:
         calls (serving, the app) never touch it.
         """
         wanted = np.atleast_1d(np.asarray(user_ids, dtype=object))
-        memo = getattr(self, "_batch_memo", None) if len(wanted) >= self._BATCH_MEMO_MIN_USERS else None
+        memo = getattr(self, "_batch_memo", None) if len(wanted) >= self._SMALL_CALL else None
         key = None
         if memo is not None and member_table is None:
             key = (hash(tuple(map(str, wanted))), len(wanted), now, device, id(history))
@@ -549,7 +550,7 @@ class Recommender:
     def _threads(self, user_ids):
         """A few members' work is too small to share between threads (see `recsys.threads`)."""
         n = len(np.atleast_1d(np.asarray(user_ids, dtype=object)))
-        return single_threaded() if n < self._BATCH_MEMO_MIN_USERS else nullcontext()
+        return single_threaded() if n < self._SMALL_CALL else nullcontext()
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:

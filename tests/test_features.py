@@ -224,3 +224,16 @@ def test_nothing_after_t_changes_any_feature_at_t(leak_setup, day, frac_deleted,
     pd.testing.assert_frame_equal(before.frame, again.frame)
     for name, ragged in before.sparse.items():
         assert ragged.lists() == again.sparse[name].lists(), name
+
+
+def test_pair_counts_match_a_count_by_hand_for_every_member(leak_setup):
+    """times_shown_before and played_before count this member's own (title, earlier) events, whoever the member is."""
+    data, builder = leak_setup
+    ev = data.events
+    rows = ev.sample(200, random_state=3)[["user_id", "item_id", "timestamp", "device"]].reset_index(drop=True)
+    f = builder.transform(rows, data).frame
+    sec = ev["timestamp"].dt.floor("s")
+    for r, row in rows.iterrows():
+        mine = (ev["user_id"] == row.user_id) & (ev["item_id"] == row.item_id) & (sec < row.timestamp.floor("s"))
+        assert f["times_shown_before"].iat[r] == int((mine & (ev["watch_fraction"] == 0)).sum()), r
+        assert f["played_before"].iat[r] == float((mine & (ev["watch_fraction"] > 0)).any()), r

@@ -107,7 +107,7 @@ class History:
         item_key = p_item[i_order].astype(np.int64) * SECOND_SPAN + p_sec[i_order]
         item_positive_cum = np.concatenate([[0], np.cumsum(positive[i_order])])
 
-        n_items = len(item_ids) + 1
+        n_items = len(item_ids)  # codes 0..n_items (the last pads unknown titles); pair codes use n_items + 1
         shown_mask = known & ~played if implicit else np.zeros(len(ev), dtype=bool)
         shown_pairs, shown_key = _pair_index(user_all[shown_mask], item_all[shown_mask], sec_all[shown_mask], n_items)
         played_pairs, played_key = _pair_index(p_user, p_item, p_sec, n_items)

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from recsys.data import DataError
-from recsys.simulation import METRICS
-from recsys.ui.cache import load_cached_dataset, simulated_world, trained_recommender
+from recsys.simulation import METRICS, POLICY_NAMES
+from recsys.ui.cache import load_cached_dataset, simulated_world
+from recsys.ui.experiments import PIPELINE, run_ab_test
 from recsys.ui.charts import AB_METRIC_LABELS, ab_arm_metric, ab_daily, ab_lifts, offline_vs_online_chart
 
 st.title("A/B test (simulated)")
 spec = st.session_state.get("data_spec", "sample")
-PIPELINE = "trained pipeline"
-POLICIES = ["popularity", PIPELINE, "oracle", "random"]
+POLICIES = ["popularity", PIPELINE] + [p for p in POLICY_NAMES if p != "popularity"]  # the usual control first
 DESCRIPTIONS = {"popularity": "the most-watched titles of recent weeks (the usual control)",
                 PIPELINE: "the app's two-stage recommender (candidates, ranker, re-rank), trained once per server",
                 "oracle": "the world's true best titles for the member now: the ceiling",
@@ -59,37 +59,15 @@ st.caption("2,000 members over 7 days take a few minutes with the trained pipeli
 
 
 def run() -> None:
-    from recsys.pipeline import ArtifactError
-    from recsys.simulation import (
-        ExperimentConfig, analyze, evaluation_policy, offline_metrics, offline_vs_online, run_experiment,
-    )
-
     if not treatments:
         st.warning("Pick at least one treatment other than the control.")
         return
-    names = [control, *treatments]
     bar = st.progress(0.0, text="starting")
     try:
-        arms = {}
-        for name in names:
-            if name == PIPELINE:
-                bar.progress(0.0, text="loading the trained pipeline (trains it the first time, about a minute)")
-                arms[name] = trained_recommender(spec)
-            else:
-                arms[name] = name
-        config = ExperimentConfig(users=int(users), days=float(days), seed=int(seed), slot_minutes=int(slot),
-                                  retrain_every_days=float(retrain) if retrain else None)
-        result = run_experiment(dataset, world, arms, config,
-                                progress=lambda message, fraction: bar.progress(min(1.0, fraction), text=message))
-        report = analyze(result)
-        comparison = None
-        if offline:
-            factories = {name: evaluation_policy(arm, world, int(seed)) for name, arm in arms.items()}
-            off = offline_metrics(dataset, factories, k=10, seed=int(seed),
-                                  progress=lambda message, fraction: bar.progress(min(1.0, fraction),
-                                                                                  text=f"offline: {message}"))
-            comparison = offline_vs_online(off, report, k=10)
-    except (DataError, ArtifactError, ValueError, KeyError) as err:
+        outcome = run_ab_test(spec, [control, *treatments], int(users), float(days), int(seed), int(slot),
+                              float(retrain) if retrain else None, offline,
+                              lambda message, fraction: bar.progress(min(1.0, fraction), text=message))
+    except (DataError, ValueError, KeyError) as err:
         bar.empty()
         st.error(f"The experiment could not run: {err}")
         return
@@ -98,9 +76,7 @@ def run() -> None:
         st.error(f"The experiment failed unexpectedly ({type(err).__name__}: {err}).")
         return
     bar.empty()
-    st.session_state["ab_outcome"] = {"summary": result.summary(), "table": report.table(),
-                                      "comparisons": report.comparisons, "daily": report.daily, "srm": report.srm,
-                                      "control": report.control, "alpha": report.alpha, "offline": comparison}
+    st.session_state["ab_outcome"] = outcome
 
 
 if st.button("Run the experiment", type="primary", key="ab_run"):

@@ -8,7 +8,7 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_report
-from recsys.pipeline import RANKERS
+from recsys.ui.evaluation import ranker_names, run_evaluation
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.models import cached_curves, compute_curves
@@ -23,33 +23,18 @@ if "report_path" not in st.session_state and not path.exists():
     if found:
         path = st.selectbox("Report", found, format_func=lambda p: p.name, key="report_file")
 
-QUICK = ["random", "popularity", "ease", "blend", "logistic"]
 with st.expander("Run a fresh evaluation", expanded=not path.exists()):
     st.write("Fits every model on each fold's past and scores its top-k lists on the fold's future "
-             "(time-series CV). The quick set takes about a minute; every model over 3 folds about 8.")
+             "(time-series CV). The quick set takes about a minute; every model over 3 folds a few minutes.")
     full = st.toggle("Every model, 3 folds", value=False, key="eval_full")
     if st.button("Run evaluation", key="run_eval"):
-        from recsys.cli import _world_of, build_policies
-        from recsys.data import load_dataset
-        from recsys.evaluation.protocol import temporal_folds
-        from recsys.evaluation.report import evaluate, write_report
-        from recsys.pipeline import RecommenderConfig
-
         bar = st.progress(0.0, text="starting")
         try:
-            data = load_dataset(spec)
-            world = _world_of(spec)
-            names = (["random", "popularity", *RecommenderConfig().sources, "blend", "logistic", "forest",
-                      "boosting", "deep"] if full else QUICK) + (["oracle"] if world is not None else [])
-            folds = temporal_folds(data, n_folds=3 if full else 1, test_days=14)
-            report = evaluate(data, build_policies(names, spec, "temporal", 0), folds, k=10, max_k=50,
-                              protocol={"name": "temporal", "folds": len(folds), "test_days": 14},
-                              progress=lambda message, fraction: bar.progress(min(1.0, fraction), text=message))
-            write_report(report, path)
-            st.success(f"Report written to {path}")
+            written = run_evaluation(spec, full, path, lambda message, fraction: bar.progress(
+                min(1.0, fraction), text=message))
+            st.success(f"Report written to {written}")
         except (DataError, ValueError) as err:
             st.error(f"The evaluation could not run on {spec!r}.\n\n{err}")
-
 
 
 def show_report() -> None:
@@ -110,8 +95,9 @@ st.write("The pipeline is fitted on all but the last 14 days; every active membe
          "are scored by each ranker and labeled by what the member then did (finished: 1; shown, abandoned or "
          "never played: 0). ROC asks whether P(watch) separates the two; calibration whether a predicted 0.3 "
          "comes true 30% of the time. Candidate recall asks how many of the finished titles each source found.")
-chosen = st.multiselect("Rankers", list(RANKERS), default=["logistic", "boosting"], key="curve_rankers")
-rankers = tuple(r for r in RANKERS if r in chosen)
+names = ranker_names()
+chosen = st.multiselect("Rankers", names, default=["logistic", "boosting"], key="curve_rankers")
+rankers = tuple(r for r in names if r in chosen)
 try:
     curves = cached_curves(spec, rankers)
 except DataError as err:

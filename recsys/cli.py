@@ -129,8 +129,10 @@ def _progress_bar(desc: str):
 def train(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
     out: Path = typer.Option(Path("artifacts/model"), "--out", help="Folder to write the model into."),
-    ranker: str = typer.Option("logistic", help="logistic | forest | boosting | deep | none"),
-    sources: str = typer.Option("", help="Comma-separated candidate sources (default: the tuned set)."),
+    ranker: str = typer.Option("logistic", help="A ranker (recsys.ranking.RANKERS: logistic, forest, boosting, "
+                                                "deep) or none."),
+    sources: str = typer.Option("", help="Comma-separated candidate sources (recsys.candidates.SOURCES; default: "
+                                         "the tuned set)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -204,57 +206,6 @@ def recommend(
             typer.echo(f"  {r.rank:>2}. {r.title:<40} p(watch)={r.score:.3f}  [{r.source}] {r.reason}")
 
 
-GENERATOR_MODELS = ("popularity", "als", "bpr", "ease", "itemknn", "content", "two_tower")
-RANKER_MODELS = ("logistic", "forest", "boosting", "deep")
-
-
-def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dict:
-    """Evaluation policies by name (see `recsys evaluate --help`)."""
-    from .evaluation.protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy
-    from .pipeline import RecommenderConfig
-
-    shared: dict = {}
-    rows = "holdout" if protocol == "stratified" else "candidates"
-    default_sources = RecommenderConfig().sources
-    policies = {}
-    for name in names:
-        if name == "random":
-            policies[name] = lambda: RandomPolicy(seed)
-        elif name in GENERATOR_MODELS:
-            policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows)
-        elif name == "blend":
-            policies[name] = lambda: GeneratorPolicy(default_sources, seed, training_rows=rows)
-        elif name in RANKER_MODELS:
-            policies[name] = lambda name=name: RecommenderPolicy(
-                RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)
-        elif name == "oracle":
-            world = _world_of(spec)
-            if world is None:
-                raise ValueError("'oracle' needs the simulated world's ground truth: use --data sample or a "
-                                 "folder written by `recsys generate`")
-            policies[name] = lambda world=world: OraclePolicy(world)
-        else:
-            raise ValueError(f"unknown model {name!r}; choose from random, {', '.join(GENERATOR_MODELS)}, blend, "
-                             f"{', '.join(RANKER_MODELS)}, oracle")
-    return policies
-
-
-def _world_of(spec: str):
-    """The simulated world behind a data spec (the sample, or a folder `recsys generate` wrote), else None."""
-    from .data.loaders import sample_data_dir
-    from .data.synthetic import load_world
-
-    if spec == "sample":
-        folder = sample_data_dir()
-    elif spec.startswith(("parquet:", "csv:")):
-        folder = Path(spec.split(":", 1)[1]).expanduser()
-    else:
-        return None
-    if not (folder / "world.json").exists():
-        return None
-    return load_world(folder)
-
-
 @app.command()
 def evaluate(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
@@ -264,16 +215,17 @@ def evaluate(
     test_ratio: float = typer.Option(0.25, help="Stratified: share of each member's interactions held out."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     k: int = typer.Option(10, "--k", help="List length the metrics are computed at."),
-    models: str = typer.Option("", help="Comma-separated models (default: every candidate source, the blend, "
-                                        "every ranker, random, and the oracle where the data has one)."),
+    models: str = typer.Option("", help="Comma-separated models: random, a candidate source, blend, a ranker or "
+                                        "oracle (default: the pipeline's sources, the blend, every ranker, random, "
+                                        "and the oracle where the data has one)."),
     out: Path = typer.Option(Path("artifacts/report.json"), help="Where to write the JSON report."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary table as JSON."),
 ) -> None:
     """Fit every model per fold without leakage, score it, and write a report (the dashboard reads it)."""
-    from .data.loaders import load_dataset
+    from .data.loaders import load_dataset, world_of
+    from .evaluation.models import build_policies, default_models
     from .evaluation.protocol import stratified_folds, temporal_folds
     from .evaluation.report import evaluate as run, summary_table, write_report
-    from .pipeline import RecommenderConfig
 
     if protocol not in ("temporal", "stratified"):
         _fail("--protocol must be temporal or stratified")
@@ -281,9 +233,7 @@ def evaluate(
         _fail("--k must be at least 1")
     try:
         dataset = load_dataset(data)
-        names = [m.strip() for m in models.split(",") if m.strip()] or (
-            ["random", "popularity", *RecommenderConfig().sources, "blend", *RANKER_MODELS]
-            + (["oracle"] if _world_of(data) is not None else []))
+        names = [m.strip() for m in models.split(",") if m.strip()] or default_models(world_of(data) is not None)
         policies = build_policies(names, data, protocol, seed)
         if protocol == "temporal":
             split = temporal_folds(dataset, n_folds=folds, test_days=test_days)
@@ -348,14 +298,14 @@ def simulate(
     """Simulated online A/B test: members split at random between a control and treatment arm(s)."""
     from .pipeline import ArtifactError
     from .simulation import (
-        ExperimentConfig, RecommenderPolicy, analyze, evaluation_policy, make_policy, offline_metrics,
+        POLICY_NAMES, ExperimentConfig, RecommenderPolicy, analyze, evaluation_policy, make_policy, offline_metrics,
         offline_vs_online,
     )
 
     specs = [control, *treatment]
     names = []
     for spec in specs:
-        name = spec if spec in ("popularity", "random", "oracle") else Path(spec).expanduser().name or spec
+        name = spec if spec in POLICY_NAMES else Path(spec).expanduser().name or spec
         while name in names:
             name = f"{name}'"
         names.append(name)
@@ -367,7 +317,9 @@ def simulate(
         _fail(str(err))
     dataset = _load(data)
     try:
-        world = _world_of(data)
+        from .data.loaders import world_of
+
+        world = world_of(data)
     except DataError as err:
         _fail(str(err))
         return

@@ -4,53 +4,67 @@ Training avoids leakage by construction: candidate generators used to make the r
 training features are fitted on data before a cut; the ranker learns from the labeled
 events after it (each row's features point in time); then the generators are refitted on
 everything for serving. See docs/architecture.md.
+
+Serving has one path, the batch path: a single member's request is a batch of one. Members are
+taken in chunks; per chunk the sources score every title for every member, the blend picks the
+candidates, the feature groups compute the rows, the ranker scores them and the re-rank picks
+each member's list, all on whole columns.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import os
-import shutil
-import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from .candidates.base import SOURCES, member_chunk
 from .data.dataset import Dataset
 from .data.errors import DataError
-from .features import Feature, FeatureBuilder, FeatureSet, FeatureTable, Ragged
-from .features.builder import NotFittedError
+from .errors import ArtifactError, NotFittedError
+from .features import FeatureBuilder, FeatureTable, Rows
+from .features.source_scores import SourceScores
+from .ids import IdIndex
 from .labels import correct_probability
-from .rerank import ReRanker, RerankConfig
+from .reasons import Reasons
+from .rerank import ReRanker, RankedLists, RerankConfig
 from .threads import single_threaded
-from .training_table import TrainingConfig, TrainingTable, build_training_table
+from .training_table import (
+    TrainingConfig, TrainingTable, build_training_table, candidate_table, holdout_table, stack_tables,
+    with_candidate_negatives, with_source_scores,
+)
 
-__all__ = ["Recommender", "RecommenderConfig", "ArtifactError", "Inspection", "SOURCES", "RANKERS"]
+__all__ = ["Recommender", "RecommenderConfig", "ArtifactError", "Inspection", "Prepared", "make_generator",
+           "make_ranker", "tuned_source_params", "TRAINING_ROWS", "SMALL_CALL"]
 
-FORMAT = "recsys.recommender"
-FORMAT_VERSION = 1
-SOURCES = ("popularity", "als", "bpr", "ease", "itemknn", "content", "two_tower")
-RANKERS = ("logistic", "forest", "boosting", "deep")
+TRAINING_ROWS = ("candidates", "holdout", "impressions")
+#: Below this many members a call is "small": it runs with every thread pool limited to one thread.
+SMALL_CALL = 100
 Progress = Callable[[str, float], None]
 
 
-class ArtifactError(DataError):
-    """Saved Recommender files are missing, corrupted or do not belong together."""
+def _rankers():
+    from .ranking import RANKERS
+
+    return RANKERS
 
 
 @dataclass(frozen=True)
 class RecommenderConfig:
     """What the pipeline is made of.
 
-    sources / quotas: candidate generators and their shares of the `n_candidates` slots.
-    ranker: one of RANKERS, or None to serve the blend's order. Logistic regression is the default
-        by measurement: on the sample (3 temporal folds) it ties LightGBM (NDCG@10 0.1669 both) and on
-        MovieLens-layout explicit data LightGBM overfits (0.171 against 0.206-0.223).
+    sources / quotas: candidate generators (names in `recsys.candidates.SOURCES`) and their shares
+        of the `n_candidates` slots.
+    ranker: a name in `recsys.ranking.RANKERS`, or None to serve the blend's order. Logistic
+        regression is the default by measurement: on the sample (3 temporal folds) it ties
+        LightGBM and on MovieLens-layout explicit data LightGBM overfits.
     training_rows: "candidates" (default) trains the ranker on what it will rank: at the start of
         each of the last `ranker_windows` windows of `ranker_window_days`, the blend's candidates
         for every member active in the window, labeled by what the member then did (finished
@@ -85,27 +99,25 @@ class RecommenderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.sources if s not in SOURCES]
-        if unknown or not self.sources:
-            raise ValueError(f"unknown candidate source(s) {unknown}; choose from {SOURCES}")
-        if self.ranker is not None and self.ranker not in RANKERS:
-            raise ValueError(f"unknown ranker {self.ranker!r}; choose from {RANKERS} or None")
+        if not self.sources:
+            raise ValueError(f"no candidate source; choose from {', '.join(SOURCES.names())}")
+        SOURCES.check(self.sources, "candidate source")
+        if self.ranker is not None:
+            _rankers().check([self.ranker])
         if self.n_candidates < 1 or self.ranker_window_days <= 0 or self.candidate_negatives < 0 \
                 or self.ranker_windows < 1:
             raise ValueError("n_candidates >= 1, ranker_window_days > 0, ranker_windows >= 1 and "
                              "candidate_negatives >= 0 are required")
         if self.tune not in ("auto", "on", "off"):
             raise ValueError(f"tune must be 'auto', 'on' or 'off', got {self.tune!r}")
-        stray = [s for s in self.source_params if s not in SOURCES]
-        if stray:
-            raise ValueError(f"source_params for unknown source(s) {stray}; choose from {SOURCES}")
-        if self.training_rows not in ("candidates", "holdout", "impressions"):
-            raise ValueError("training_rows must be 'candidates', 'holdout' or 'impressions', "
-                             f"got {self.training_rows!r}")
+        SOURCES.check(list(self.source_params), "source with source_params")
+        if self.training_rows not in TRAINING_ROWS:
+            raise ValueError(f"training_rows must be one of {TRAINING_ROWS}, got {self.training_rows!r}")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["sources"] = list(self.sources)
+        out["rerank"]["steps"] = list(self.rerank.steps)
         return out
 
     @classmethod
@@ -116,27 +128,25 @@ class RecommenderConfig:
         training = dict(data.pop("training", {}) or {})
         training["labels"] = LabelConfig(**training.get("labels", {}))
         training["weights"] = WeightConfig(**training.get("weights", {}))
+        rerank = dict(data.pop("rerank", {}) or {})
+        if "steps" in rerank:
+            rerank["steps"] = tuple(rerank["steps"])
         return cls(sources=tuple(data.pop("sources")), training=TrainingConfig(**training),
-                   rerank=RerankConfig(**data.pop("rerank", {})), **data)
+                   rerank=RerankConfig(**rerank), **data)
 
 
 def make_generator(name: str, seed: int = 0, params: dict[str, Any] | None = None):
-    """A candidate generator by source name, with its tuned defaults (or `params` in their place)."""
-    from . import candidates as c
+    """A candidate generator by source name (SOURCES), with its tuned defaults (or `params` in their place)."""
+    import dataclasses
 
+    cls = SOURCES.get(name)
     params = dict(params or {})
-    seeded = {"als": c.ALSGenerator, "bpr": c.BPRGenerator, "two_tower": c.TwoTowerGenerator}
-    plain = {"ease": c.EASEGenerator, "itemknn": c.ItemKNNGenerator, "content": c.ContentGenerator}
-    if name == "popularity":
-        return c.PopularityGenerator(**{"name": "popularity", **params})
-    if name in seeded:
-        return seeded[name](**{"seed": seed, **params})
-    if name in plain:
-        return plain[name](**params)
-    raise ValueError(f"unknown candidate source {name!r}")
+    if "seed" in {f.name for f in dataclasses.fields(cls)}:
+        params = {"seed": seed, **params}
+    return cls(**params)
 
 
-def tuned_source_params(config: "RecommenderConfig", dataset: Dataset, progress: Callable[[str], None] | None = None
+def tuned_source_params(config: RecommenderConfig, dataset: Dataset, progress: Callable[[str], None] | None = None
                         ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The parameters each source is fitted with: tuned on `dataset` when the config asks (see `tune`),
     then `config.source_params` on top; with the tuning log."""
@@ -155,19 +165,8 @@ def tuned_source_params(config: "RecommenderConfig", dataset: Dataset, progress:
 
 
 def make_ranker(name: str, params: dict[str, Any], seed: int = 0):
-    """A ranker by name (imports torch / lightgbm only when asked for)."""
-    params = {"seed": seed, **params}
-    if name == "logistic":
-        from .ranking import LogisticRanker as cls
-    elif name == "forest":
-        from .ranking import ForestRanker as cls
-    elif name == "boosting":
-        from .ranking.boosting import BoostingRanker as cls
-    elif name == "deep":
-        from .ranking.deep import DeepRanker as cls
-    else:
-        raise ValueError(f"unknown ranker {name!r}")
-    return cls(**params)
+    """A ranker by name (RANKERS)."""
+    return _rankers().create(name, **{"seed": seed, **params})
 
 
 @dataclass
@@ -181,6 +180,22 @@ class Inspection:
     features: FeatureTable
 
 
+@dataclass
+class Prepared:
+    """The ranking stage's input for a chunk of members: their candidates and feature rows at a moment.
+
+    Recommenders that share their candidate stage (`Recommender.with_ranker`) can rank the same
+    `Prepared` chunks, so comparing rankers builds the rows once.
+    """
+
+    member_ids: np.ndarray
+    candidates: Any  # CandidateBatch
+    features: FeatureTable
+    now: pd.Timestamp
+    device: Any
+    generators: Any
+
+
 class Recommender:
     """Candidates -> ranking -> re-rank; `fit(dataset)`, `recommend(user_ids, k, context)`, save/load."""
 
@@ -188,16 +203,8 @@ class Recommender:
         self.config = config or RecommenderConfig()
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, progress: Progress | None = None, reuse: "Recommender | None" = None
-            ) -> "Recommender":
-        """Fit every stage on `dataset` (see the module docstring for the time split).
-
-        `reuse`: a Recommender fitted on the same dataset with the same configuration apart from
-        the ranker; its features, candidates and training rows are shared, only the ranker is fitted
-        (how the evaluation compares rankers without refitting everything).
-        """
-        if reuse is not None:
-            return self._fit_ranker_only(dataset, reuse, progress)
+    def fit(self, dataset: Dataset, progress: Progress | None = None) -> "Recommender":
+        """Fit every stage on `dataset` (see the module docstring for the time split)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit needs a recsys Dataset, got {type(dataset).__name__}")
         if len(dataset.events) == 0:
@@ -220,85 +227,103 @@ class Recommender:
         t = time.perf_counter()
         say("features: title attributes and synopsis embeddings", 0.02)
         self.builder_ = FeatureBuilder(seed=cfg.seed).fit(dataset)
+        history = self.builder_.index(dataset)
         timings["features"] = time.perf_counter() - t
 
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            tables = []
-            timings["candidates_before_windows"] = 0.0
-            timings["training_table"] = 0.0
-            if cfg.training_rows == "holdout":
-                tables.append(self._holdout_table(dataset, say, timings))
-            for w in range(cfg.ranker_windows if cfg.training_rows != "holdout" else 0):
-                cut = first_cut + span * w
-                lo = 0.05 + 0.5 * w / cfg.ranker_windows
-                t = time.perf_counter()
-                say(f"window {w + 1}/{cfg.ranker_windows}: candidates as of {cut:%Y-%m-%d}", lo)
-                early = self._generators(dataset.as_of(cut), say, lo, lo + 0.3 / cfg.ranker_windows)
-                timings["candidates_before_windows"] += time.perf_counter() - t
-                t = time.perf_counter()
-                say(f"window {w + 1}/{cfg.ranker_windows}: training rows", lo + 0.4 / cfg.ranker_windows)
-                if cfg.training_rows == "candidates":
-                    table = self._candidate_table(dataset, early, cut, cut + span, seed=cfg.seed + w)
-                else:
-                    table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_)
-                    table = self._with_candidate_negatives(table, dataset, early, cut)
-                if table is not None and len(table):
-                    tables.append(TrainingTable(self._with_candidate_features(table.features, early, dataset.users),
-                                                table.label, table.weight, table.balance, table.label_counts,
-                                                table.window))
-                timings["training_table"] += time.perf_counter() - t
-            if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
-                raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")
-            table = _stack_tables(tables)
+            table = self._training_rows(dataset, history, first_cut, span, say, timings)
             self.training_table_ = table
-            t = time.perf_counter()
-            say(f"ranker ({cfg.ranker}) on {len(table):,} rows", 0.6)
-            self.ranker_ = make_ranker(cfg.ranker, cfg.ranker_params, cfg.seed).fit(table)
-            timings["ranker"] = time.perf_counter() - t
-            before = sum(tb.balance.get("negatives_before", 0) for tb in tables)
-            after = sum(tb.balance.get("negatives_after", 0) for tb in tables)
-            self.negative_keep_rate_ = after / before if before else 1.0
-            self.training_summary_ = {"rows": len(table), "positives": int((table.label == 1).sum()),
-                                      "negative_keep_rate": self.negative_keep_rate_,
-                                      "first_window_start": str(first_cut), "windows": cfg.ranker_windows,
-                                      "rows_from": cfg.training_rows,
-                                      "balance": [tb.balance for tb in tables]}
+            self._fit_ranker(table, say, timings)
+            self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
+                                           "rows_from": cfg.training_rows})
         t = time.perf_counter()
         say("candidates (all data, for serving)", 0.7)
         self.generators_ = self._generators(dataset, say, 0.7, 0.97)
         timings["candidates"] = time.perf_counter() - t
-        self.reranker_ = ReRanker(cfg.rerank).fit(dataset, self.builder_.embeddings_[:-1]
-                                                  if self.builder_.embeddings_ is not None else None)
-        self.history_ = dataset
-        self._batch_memo: dict[str, Any] = {}
+        self._serve_on(dataset, history)
         self.fit_timings_ = timings
         self.fingerprint_ = dataset.fingerprint()
         say("done", 1.0)
         return self
 
-    def _fit_ranker_only(self, dataset: Dataset, other: "Recommender", progress: Progress | None) -> "Recommender":
-        other._check()
-        mine = dict(self.config.to_json(), ranker=None, ranker_params={})
-        theirs = dict(other.config.to_json(), ranker=None, ranker_params={})
-        if other.history_ is not dataset or mine != theirs or getattr(other, "training_table_", None) is None:
-            raise ValueError("reuse needs a Recommender fitted on this same dataset with the same configuration "
-                             "apart from the ranker")
-        say = progress or (lambda message, fraction: None)
-        for name in ("builder_", "generators_", "reranker_", "history_", "fingerprint_", "training_table_",
-                     "negative_keep_rate_", "source_params_", "tuning_"):
-            setattr(self, name, getattr(other, name))
-        # rankers over the same candidates see the same feature rows: a batch built for one serves all
-        self._batch_memo = other.__dict__.setdefault("_batch_memo", {})
-        self.training_summary_ = dict(other.training_summary_)
+    def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
+                       timings: dict[str, float]) -> TrainingTable:
+        """The ranker's training table (see `training_rows`), from generators fitted before each window."""
+        from .splits import stratified_split
+
+        cfg = self.config
+        tables: list[TrainingTable] = []
+        timings["candidates_before_windows"] = 0.0
+        timings["training_table"] = 0.0
+        if cfg.training_rows == "holdout":
+            t = time.perf_counter()
+            visible, hidden = stratified_split(dataset, test_ratio=cfg.holdout_ratio, seed=cfg.seed)
+            say("candidates without the hidden interactions", 0.1)
+            early = self._generators(visible, say, 0.1, 0.4)
+            timings["candidates_before_windows"] += time.perf_counter() - t
+            t = time.perf_counter()
+            tables.append(holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates,
+                                        cfg.training, cfg.seed))
+            timings["training_table"] += time.perf_counter() - t
+        for w in range(cfg.ranker_windows if cfg.training_rows != "holdout" else 0):
+            cut = first_cut + span * w
+            lo = 0.05 + 0.5 * w / cfg.ranker_windows
+            t = time.perf_counter()
+            say(f"window {w + 1}/{cfg.ranker_windows}: candidates as of {cut:%Y-%m-%d}", lo)
+            early = self._generators(dataset.as_of(cut), say, lo, lo + 0.3 / cfg.ranker_windows)
+            timings["candidates_before_windows"] += time.perf_counter() - t
+            t = time.perf_counter()
+            say(f"window {w + 1}/{cfg.ranker_windows}: training rows", lo + 0.4 / cfg.ranker_windows)
+            if cfg.training_rows == "candidates":
+                table = candidate_table(dataset, early, self.builder_, history, cut, cut + span, cfg.n_candidates,
+                                        cfg.training, seed=cfg.seed + w)
+            else:
+                table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history)
+                table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut,
+                                                 cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
+                table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,
+                                      table.weight, table.balance, table.label_counts, table.window)
+            if table is not None and len(table):
+                tables.append(table)
+            timings["training_table"] += time.perf_counter() - t
+        if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
+            raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")
+        before = sum(tb.balance.get("negatives_before", 0) for tb in tables)
+        after = sum(tb.balance.get("negatives_after", 0) for tb in tables)
+        self.negative_keep_rate_ = after / before if before else 1.0
+        self.training_summary_ = {"balance": [tb.balance for tb in tables]}
+        return stack_tables(tables)
+
+    def _fit_ranker(self, table: TrainingTable, say: Progress, timings: dict[str, float]) -> None:
+        cfg = self.config
         t = time.perf_counter()
-        say(f"ranker ({self.config.ranker}) on {len(self.training_table_):,} rows", 0.5)
-        self.ranker_ = None if self.config.ranker is None else make_ranker(
-            self.config.ranker, self.config.ranker_params, self.config.seed).fit(self.training_table_)
-        self.fit_timings_ = {"ranker": time.perf_counter() - t}
+        say(f"ranker ({cfg.ranker}) on {len(table):,} rows", 0.6)
+        self.ranker_ = make_ranker(cfg.ranker, cfg.ranker_params, cfg.seed).fit(table)
+        timings["ranker"] = time.perf_counter() - t
+        self.training_summary_.update({"rows": len(table), "positives": int((table.label == 1).sum()),
+                                       "negative_keep_rate": self.negative_keep_rate_})
+
+    def with_ranker(self, ranker: str | None, ranker_params: dict[str, Any] | None = None,
+                    progress: Progress | None = None) -> "Recommender":
+        """A new Recommender with another ranker fitted on this one's training rows; every other stage
+        (sources, features, re-rank, data) is shared, not copied. How the evaluation compares rankers
+        without refitting everything; `recommend(..., prepared=)` then shares the rows too."""
+        self._check()
+        if getattr(self, "training_table_", None) is None:
+            raise ValueError("this Recommender kept no training rows (it was loaded, or has no ranker): fit one")
+        say = progress or (lambda message, fraction: None)
+        other = copy.copy(self)
+        other.config = replace(self.config, ranker=ranker, ranker_params=dict(ranker_params or {}))
+        other.ranker_ = None
+        other.training_summary_ = dict(self.training_summary_)
+        timings: dict[str, float] = {}
+        if ranker is not None:
+            other._fit_ranker(self.training_table_, say, timings)
+        other.fit_timings_ = timings
         say("done", 1.0)
-        return self
+        return other
 
     def _generators(self, dataset: Dataset, say: Progress, lo: float, hi: float):
         from .candidates import BlendGenerator
@@ -309,153 +334,33 @@ class Recommender:
             gens.append(make_generator(name, self.config.seed, self.source_params_.get(name)).fit(dataset))
         return BlendGenerator(generators=tuple(gens), quotas=self.config.quotas, prefit=True).fit(dataset)
 
-    @staticmethod
-    def _candidate_feature_set(base: FeatureSet, blend) -> FeatureSet:
-        extra = []
-        for name in blend.source_names:
-            extra.append(Feature(f"cand_score_{name}", "user_x_media", "dense",
-                                 f"Score the {name} candidate generator gives the title for this member."))
-            extra.append(Feature(f"cand_rank_{name}", "user_x_media", "dense",
-                                 f"Rank of the title in the {name} generator's list for this member (1 = top)."))
-        return FeatureSet(tuple(base.features) + tuple(extra))
+    def _serve_on(self, dataset: Dataset, history) -> None:
+        """Set what serving reads: the data, its index, the re-ranker and the presentation tables."""
+        self.reranker_ = ReRanker(self.config.rerank).fit(
+            dataset, self.builder_.embeddings_[:-1] if self.builder_.embeddings_ is not None else None)
+        self.reasons_ = Reasons().fit(dataset.items)
+        self.history_index_ = history
+        self._data = dataset
+        self._observed: list[pd.DataFrame] = []
+        self.end_ = dataset.end
+        self.devices_ = (frozenset(dataset.events["device"].dropna().unique())
+                         if "device" in dataset.events.columns else frozenset())
+        items = dataset.items
+        self.titles_ = np.append(items["title"].to_numpy(dtype=object), None)
+        if not self.generators_.item_ids_.equals(self.builder_.item_ids_):
+            raise ArtifactError("the candidate sources and the features were fitted on different catalogues")
 
-    def _with_candidate_features(self, features: FeatureTable, blend, users: pd.DataFrame) -> FeatureTable:
-        """Add every source's score and rank of each row's title for its member (NaN where it has none)."""
-        extra: dict[str, np.ndarray] = {}
-        rows = features.rows
-        member_ids = pd.Index(pd.unique(rows["user_id"].astype(str)))
-        for gen in blend.generators:
-            name = gen.source_name
-            scores = gen.score_items(member_ids, users=users)
-            values = scores.to_numpy(dtype=float)
-            values = np.where(np.isfinite(values), values, np.nan)
-            order = np.argsort(-np.nan_to_num(values, nan=-np.inf), axis=1, kind="stable")
-            ranks = np.empty_like(order)
-            np.put_along_axis(ranks, order, np.arange(1, values.shape[1] + 1)[None, :].repeat(len(values), 0), axis=1)
-            r = member_ids.get_indexer(rows["user_id"].astype(str))
-            c = scores.columns.get_indexer(rows["item_id"].astype(str))
-            ok = (r >= 0) & (c >= 0)
-            s = np.full(len(rows), np.nan)
-            k = np.full(len(rows), np.nan)
-            s[ok] = values[r[ok], c[ok]]
-            k[ok] = np.where(np.isnan(values[r[ok], c[ok]]), np.nan, ranks[r[ok], c[ok]])
-            extra[f"cand_score_{name}"] = s
-            extra[f"cand_rank_{name}"] = k
-        frame = pd.concat([features.frame, pd.DataFrame(extra, index=features.frame.index)], axis=1)
-        return FeatureTable(rows=features.rows, frame=frame, sparse=features.sparse,
-                            feature_set=self._candidate_feature_set(features.feature_set, blend))
-
-    def _holdout_table(self, dataset: Dataset, say: Progress, timings: dict[str, float]) -> TrainingTable:
-        """Candidates of generators fitted without a random part of each member's interactions, labeled by
-        whether they are in that hidden part (features see only the visible part)."""
-        from .labels import downsample_negatives
-        from .splits import stratified_split
-
-        cfg = self.config
-        t = time.perf_counter()
-        visible, hidden = stratified_split(dataset, test_ratio=cfg.holdout_ratio, seed=cfg.seed)
-        say("candidates without the hidden interactions", 0.1)
-        early = self._generators(visible, say, 0.1, 0.4)
-        timings["candidates_before_windows"] += time.perf_counter() - t
-        t = time.perf_counter()
-        truth = hidden.plays()[["user_id", "item_id"]].drop_duplicates().assign(label=1)
-        members = pd.unique(truth["user_id"])
-        now = dataset.end + pd.Timedelta(seconds=1)
-        cands = early.recommend(members, n=cfg.n_candidates, now=now, users=dataset.users)
-        rows = cands[["user_id", "item_id"]].merge(truth, on=["user_id", "item_id"], how="left")
-        rows["label"] = rows["label"].fillna(0).astype(np.int8)
-        counts = {"positive": int((rows["label"] == 1).sum()), "negative": int((rows["label"] == 0).sum()),
-                  "ignored": 0}
-        result = downsample_negatives(rows, cfg.training.negatives_per_positive or 1e9, cfg.seed,
-                                      by=cfg.training.downsample_by)
-        kept = result.frame.reset_index(drop=True)
-        feature_rows = pd.DataFrame({"user_id": kept["user_id"].to_numpy(), "item_id": kept["item_id"].to_numpy(),
-                                     "timestamp": now})
-        if self.builder_.has_device_:
-            feature_rows["device"] = None
-        features = self._with_candidate_features(self.builder_.transform(feature_rows, visible), early,
-                                                 dataset.users)
-        timings["training_table"] += time.perf_counter() - t
-        return TrainingTable(features, kept["label"].to_numpy(dtype=np.int8), np.ones(len(kept)), result.as_dict(),
-                             counts, (None, now))
-
-    def _candidate_table(self, dataset: Dataset, blend, start, end, seed: int) -> TrainingTable | None:
-        """Rows (member, candidate) at `start` for members active in [start, end), labeled by what they did."""
-        from .labels import POSITIVE, downsample_negatives, duration_weights, label_events
-
-        cfg = self.config
-        window = dataset.between(start, end).events
-        if len(window) == 0:
-            return None
-        members = pd.unique(window["user_id"])
-        cands = blend.recommend(members, n=cfg.n_candidates, now=start, users=dataset.users)
-        if len(cands) == 0:
-            return None
-        labels = label_events(window, cfg.training.labels).to_numpy()
-        window = window.assign(label=labels)
-        played = window["watch_fraction"] > 0 if "watch_fraction" in window.columns else window["rating"].notna()
-        # per (member, title): finished at least once -> 1; otherwise any middle-band play -> ignored; else 0
-        outcome = window.assign(pos=window["label"] == POSITIVE, mid=(window["label"] < 0) & played.to_numpy())
-        outcome = outcome.groupby(["user_id", "item_id"], sort=False).agg(
-            pos=("pos", "any"), mid=("mid", "any"),
-            minutes=("minutes_watched", "max") if "minutes_watched" in window.columns else ("pos", "size"))
-        rows = cands[["user_id", "item_id"]].join(outcome, on=["user_id", "item_id"])
-        pos = rows["pos"].fillna(False).to_numpy(dtype=bool)
-        mid = rows["mid"].fillna(False).to_numpy(dtype=bool) & ~pos
-        rows = rows.assign(label=np.where(pos, 1, np.where(mid, -1, 0)).astype(np.int8))
-        counts = {"positive": int(pos.sum()), "negative": int((rows["label"] == 0).sum()), "ignored": int(mid.sum())}
-        if counts["positive"] == 0:
-            return None
-        ratio = cfg.training.negatives_per_positive
-        if ratio is not None:
-            result = downsample_negatives(rows, ratio, seed, by=cfg.training.downsample_by)
-            kept, balance = result.frame, result.as_dict()
-        else:
-            kept, balance = rows[rows["label"] >= 0], dict(counts)
-        kept = kept.reset_index(drop=True)
-        first_seen = window.groupby("user_id", sort=False).first()
-        feature_rows = pd.DataFrame({"user_id": kept["user_id"].to_numpy(), "item_id": kept["item_id"].to_numpy(),
-                                     "timestamp": start})
-        if self.builder_.has_device_:
-            feature_rows["device"] = kept["user_id"].map(first_seen["device"]).to_numpy()
-        weight_frame = kept.assign(minutes_watched=kept["minutes"] if "minutes_watched" in window.columns else np.nan,
-                                   watch_fraction=np.where(kept["label"] == 1, 1.0, 0.0))
-        weight = duration_weights(weight_frame, dataset.items, cfg.training.weights).to_numpy(dtype=float)
-        features = self.builder_.transform(feature_rows, dataset)
-        return TrainingTable(features, kept["label"].to_numpy(dtype=np.int8), weight, balance, counts,
-                             (pd.Timestamp(start), pd.Timestamp(end)))
-
-    def _with_candidate_negatives(self, table: TrainingTable, dataset: Dataset, blend, cut) -> TrainingTable:
-        """Add unplayed blend candidates as negatives (at the member's session times in the window)."""
-        n = self.config.candidate_negatives
-        if n == 0:
-            return table
-        rng = np.random.default_rng(self.config.seed)
-        rows = table.features.rows
-        positives = rows[table.label == 1]
-        members = pd.unique(positives["user_id"])
-        cands = blend.recommend(members, n=self.config.n_candidates, now=cut, users=dataset.users)
-        played = set(zip(dataset.plays()["user_id"], dataset.plays()["item_id"]))
-        cands = cands[[(u, i) not in played for u, i in zip(cands["user_id"], cands["item_id"])]]
-        picked = cands.groupby("user_id", sort=False).sample(frac=1.0, random_state=self.config.seed)
-        picked = picked.groupby("user_id", sort=False).head(n)
-        times = positives.groupby("user_id")["timestamp"].apply(list)
-        when = [times[u][rng.integers(len(times[u]))] for u in picked["user_id"]]
-        extra_rows = pd.DataFrame({"user_id": picked["user_id"].to_numpy(), "item_id": picked["item_id"].to_numpy(),
-                                   "timestamp": pd.to_datetime(when)})
-        if "device" in rows.columns:
-            extra_rows["device"] = None
-        extra = self.builder_.transform(extra_rows, dataset)
-        merged = FeatureTable(
-            rows=pd.concat([rows, extra.rows], ignore_index=True),
-            frame=pd.concat([table.features.frame, extra.frame], ignore_index=True),
-            sparse={k: Ragged.concat([v, extra.sparse[k]]) for k, v in table.features.sparse.items()},
-            feature_set=table.features.feature_set,
-        )
-        balance = dict(table.balance, candidate_negatives=len(extra_rows))
-        return TrainingTable(merged, np.concatenate([table.label, np.zeros(len(extra_rows), np.int8)]),
-                             np.concatenate([table.weight, np.ones(len(extra_rows))]), balance,
-                             table.label_counts, table.window)
+    @property
+    def history_(self) -> Dataset:
+        """Everything the model knows: the training data plus the events observed since."""
+        self._check()
+        if self._observed:
+            data = self._data
+            merged = pd.concat([data.events, *self._observed], ignore_index=True)
+            merged = merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+            self._data = data._with(data.users, data.items, merged, data.searches)
+            self._observed = []
+        return self._data
 
     # ------------------------------------------------------------ serving
     def _check(self) -> None:
@@ -465,107 +370,170 @@ class Recommender:
     def _now(self, context: dict[str, Any] | None):
         context = context or {}
         now = context.get("now")
-        now = pd.Timestamp(now) if now is not None else self.history_.end + pd.Timedelta(minutes=1)
+        now = pd.Timestamp(now) if now is not None else self.end_ + pd.Timedelta(minutes=1)
         if now.tzinfo is not None:
             now = now.tz_convert("UTC").tz_localize(None)
         device = context.get("device")
-        if device is not None and self.builder_.has_device_:
-            known = set(self.history_.events["device"].dropna().unique())
-            if device not in known:
-                raise ValueError(f"unknown device {device!r}; this data knows {sorted(known)}")
+        if device is not None and self.builder_.has_device_ and device not in self.devices_:
+            raise ValueError(f"unknown device {device!r}; this data knows {sorted(self.devices_)}")
         return now, device
 
-    def _score_candidates(self, user_ids, context, users: pd.DataFrame | None = None):
+    def _members(self, user_ids) -> np.ndarray:
+        from .candidates.base import as_id_index
+
+        ids = np.asarray(pd.unique(as_id_index(user_ids).to_numpy()), dtype=object)
+        return ids[ids != ""]
+
+    def _member_table(self, member_ids: np.ndarray, users: pd.DataFrame | None) -> pd.DataFrame | None:
+        """Attributes the caller gives for members the model does not know (the generators know the rest)."""
+        if users is None:
+            return None
+        ids = users["user_id"].astype(str)
+        wanted = IdIndex(member_ids)
+        keep = (wanted.positions(ids.to_numpy(dtype=object)) >= 0) & \
+            (self.history_index_.user_positions(ids.to_numpy(dtype=object)) < 0)
+        table = users[keep]
+        return table if len(table) else None
+
+    def prepare(self, user_ids, context: dict[str, Any] | None = None, users: pd.DataFrame | None = None
+                ) -> list[Prepared]:
+        """The candidates and feature rows of these members at the context's moment, chunk by chunk."""
+        self._check()
         now, device = self._now(context)
-        history = self.history_.as_of(now) if now <= self.history_.end else self.history_
-        # the generators know every member of the history; only attributes of others need passing
-        member_table = None
-        if users is not None:
-            wanted = pd.Index(np.atleast_1d(np.asarray(user_ids, dtype=object)).astype(str))
-            member_table = users[users["user_id"].astype(str).isin(wanted)
-                                 & ~users["user_id"].astype(str).isin(self.history_.users["user_id"])]
-            member_table = member_table if len(member_table) else None
-        cands, features = self._candidate_features(user_ids, now, device, history, member_table)
+        members = self._members(user_ids)
+        table = self._member_table(members, users)
+        return self._chunked(members, lambda chunk: self._prepare(chunk, now, device, table))
+
+    def _prepare(self, member_ids: np.ndarray, now: pd.Timestamp, device, table) -> Prepared:
+        cands = self.generators_.candidates(member_ids, n=self.config.n_candidates, now=now, users=table)
+        builder = self.builder_
+        rows = Rows.for_lists(member_ids, self.history_index_.user_positions(member_ids), cands.member, cands.item,
+                              builder.item_ids_, np.datetime64(now.to_datetime64(), "ns"),
+                              device if builder.has_device_ else None, builder.origin_)
+        features = builder.transform(rows, self.history_index_)
+        if self.ranker_ is not None:  # the ranker reads every source's score and rank
+            group = SourceScores(self.generators_.source_names)
+            block = group.compute(cands.member, cands.item, cands.raw,
+                                  [g.personal for g in self.generators_.generators])
+            features = features.with_features(block, group.features_)
+        return Prepared(member_ids, cands, features, now, device, self.generators_)
+
+    def _threads(self, n_members: int):
+        """A few members' work is too small to share between threads (see `recsys.threads`)."""
+        return single_threaded() if n_members < SMALL_CALL else nullcontext()
+
+    def _rank(self, part: Prepared, k: int, ages: dict | None, changes: bool):
+        """Score and re-rank one prepared chunk: (picked candidate rows, ranks before the re-rank,
+        changes, the scores, the score order)."""
+        cands, features = part.candidates, part.features
         if self.ranker_ is not None:
             p = correct_probability(self.ranker_.predict_proba(features), self.negative_keep_rate_)
         else:
-            p = cands["score"].to_numpy(dtype=float)
-        ranked = cands.assign(score=p, candidate_score=cands["score"].to_numpy(), candidate_rank=cands["rank"])
-        ranked = ranked.drop(columns=["rank"])
-        ranked["_row"] = np.arange(len(ranked))
-        order = pd.Index(pd.unique(ranked["user_id"]))
-        ranked = ranked.assign(_user=order.get_indexer(ranked["user_id"])).sort_values(
-            ["_user", "score"], ascending=[True, False], kind="stable").drop(columns="_user")
-        return cands, ranked, features, history, now
-
-    #: Below this many members a call is "small": it runs single-threaded and skips the batch memo.
-    _SMALL_CALL = 100
-
-    def _candidate_features(self, user_ids, now, device, history: Dataset, member_table):
-        """Candidates and their feature rows (with every source's score when a ranker reads them).
-
-        A large batch is remembered (the last one only) in a memo that Recommenders fitted with
-        `reuse=` share, so comparing rankers on the same members builds the rows once. Single-user
-        calls (serving, the app) never touch it.
-        """
-        wanted = np.atleast_1d(np.asarray(user_ids, dtype=object))
-        memo = getattr(self, "_batch_memo", None) if len(wanted) >= self._SMALL_CALL else None
-        key = None
-        if memo is not None and member_table is None:
-            key = (hash(tuple(map(str, wanted))), len(wanted), now, device, id(history))
-            hit = memo.get("last")
-            if hit is not None and hit[0] == key:
-                return hit[1], hit[2]
-        cands = self.generators_.recommend(user_ids, n=self.config.n_candidates, now=now, users=member_table)
-        rows = pd.DataFrame({"user_id": cands["user_id"].to_numpy(), "item_id": cands["item_id"].to_numpy(),
-                             "timestamp": now})
-        if self.builder_.has_device_:
-            rows["device"] = device
-        features = self.builder_.transform(rows, history)
-        if self.ranker_ is not None:
-            features = self._with_candidate_features(features, self.generators_, member_table)
-        if key is not None:
-            memo["last"] = (key, cands, features)
-        return cands, features
+            p = np.asarray(cands.score, dtype=float)
+        order = _order_within(cands.member, p)
+        history = self.history_index_
+        ignored = self.reranker_.ignored(history, history.user_positions(part.member_ids), cands.member[order],
+                                         cands.item[order], part.now)
+        lists = RankedLists(part.member_ids, cands.member[order], cands.item[order], p[order],
+                            self.reranker_.ages(part.member_ids, ages), ignored)
+        rows, before, change_list = self.reranker_.rerank_lists(lists, k, changes=changes)
+        return order[rows], before, change_list, p, order
 
     def recommend(self, user_ids, k: int = 10, context: dict[str, Any] | None = None,
-                  users: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Top-k per member: user_id, rank, item_id, title, score (P(watch)), source, reason.
+                  users: pd.DataFrame | None = None, prepared: list[Prepared] | None = None) -> pd.DataFrame:
+        """Top-k per member: user_id, rank, item_id, title, score (P(watch)), source, reason, sources,
+        rank_before_rerank.
 
         `context` may hold `now` (a time; default just after the data ends) and `device`.
         `users` adds attributes (age, language, ...) for members the model has not seen.
+        `prepared` (from `prepare`, of this model or one sharing its candidate stage) skips
+        building the candidates and features again.
         """
         self._check()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        with self._threads(user_ids):
-            _, ranked, features, history, now = self._score_candidates(user_ids, context, users)
-            ids = pd.unique(ranked["user_id"])
-            ignored = self.reranker_.ignored_titles(history, ids, now)
-            ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str),
-                                                                             users["age"]))
-            result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
-            return self._present(result.items, features)
+        if prepared is None:
+            prepared = self.prepare(user_ids, context, users)
+        elif any(part.generators is not self.generators_ for part in prepared):
+            raise ValueError("these prepared rows come from another candidate stage (use with_ranker models)")
+        ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str), users["age"]))
 
-    def _threads(self, user_ids):
-        """A few members' work is too small to share between threads (see `recsys.threads`)."""
-        n = len(np.atleast_1d(np.asarray(user_ids, dtype=object)))
-        return single_threaded() if n < self._SMALL_CALL else nullcontext()
+        def serve(part: Prepared) -> pd.DataFrame:
+            rows, before, _, p, _ = self._rank(part, k, ages, changes=False)
+            return self._present(part, rows, before, p)
+
+        if prepared is not None:
+            with self._threads(sum(len(part.member_ids) for part in prepared)):
+                frames = [serve(part) for part in prepared]
+        else:
+            now, device = self._now(context)
+            members = self._members(user_ids)
+            table = self._member_table(members, users)
+            frames = self._chunked(members, lambda chunk: serve(self._prepare(chunk, now, device, table)))
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _chunked(self, members: np.ndarray, work: Callable[[np.ndarray], Any]) -> list[Any]:
+        """`work` on chunks of members, in order; large batches use every core, one thread pool thread each."""
+        step = member_chunk(len(self.generators_.item_ids_))
+        workers = min(os.cpu_count() or 1, 4)
+        if len(members) < SMALL_CALL or workers < 2:
+            with self._threads(len(members)):
+                return [work(members[lo:lo + step]) for lo in range(0, max(len(members), 1), step)]
+        step = min(step, max(SMALL_CALL, -(-len(members) // (2 * workers))))
+        chunks = [members[lo:lo + step] for lo in range(0, len(members), step)]
+
+        def run(chunk: np.ndarray):
+            with single_threaded():  # the cores are shared out by chunk, not inside each product
+                return work(chunk)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recsys-batch") as pool:
+            return list(pool.map(run, chunks))
+
+    _COLUMNS = ["user_id", "rank", "item_id", "title", "score", "source", "reason", "sources", "rank_before_rerank"]
+
+    def _present(self, part: Prepared, rows: np.ndarray, before: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+        if len(rows) == 0:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in self._COLUMNS})
+        cands = part.candidates
+        member, item = cands.member[rows], cands.item[rows]
+        first = np.searchsorted(member, member, side="left")
+        names = np.asarray(cands.names, dtype=object)
+        source = names[cands.source[rows]]
+        picked = replace(cands, bits=cands.bits[rows])
+        return pd.DataFrame({
+            "user_id": part.member_ids[member],
+            "rank": (np.arange(len(rows)) - first + 1).astype(np.int64),
+            "item_id": self.generators_.item_ids_.to_numpy(dtype=object)[item],
+            "title": self.titles_[item],
+            "score": p[rows],
+            "source": source,
+            "reason": self.reasons_.explain(part.features, rows, item, source),
+            "sources": picked.source_labels(),
+            "rank_before_rerank": before.astype(np.int64),
+        })
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:
         """One member's candidates (with every source's score), ranked list, re-ranked top k and changes."""
         self._check()
         with single_threaded():
-            cands, ranked, features, history, now = self._score_candidates([user_id], context, users)
-            ignored = self.reranker_.ignored_titles(history, [str(user_id)], now)
+            part = self.prepare([user_id], context, users)[0]
             ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str),
                                                                              users["age"]))
-            result = self.reranker_.rerank(ranked, k=k, ignored=ignored, ages=ages)
-        ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
-        return Inspection(candidates=cands, ranked=self._titled(ranked.drop(columns=["_row"])),
-                          final=self._present(result.items, features), changes=self._titled(result.changes),
-                          features=features)
+            rows, before, change_list, p, order = self._rank(part, k, ages, changes=True)
+        cands = part.candidates
+        item_ids = self.generators_.item_ids_.to_numpy(dtype=object)
+        frame = cands.frame(item_ids)
+        ranked = frame.assign(score=p, candidate_score=cands.score, candidate_rank=cands.rank).drop(columns=["rank"])
+        ranked = ranked.iloc[order].reset_index(drop=True)
+        ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1), title=self.titles_[cands.item[order]])
+        changes = pd.DataFrame([(part.member_ids[cands.member[order[r]]], item_ids[cands.item[order[r]]], action,
+                                 before_, to, why) for _, r, action, before_, to, why in change_list],
+                               columns=["user_id", "item_id", "action", "from_rank", "to_rank", "reason"])
+        changes["title"] = self.titles_[self.generators_.item_ids_.get_indexer(changes["item_id"])] if len(changes) \
+            else pd.Series(dtype=object)
+        return Inspection(candidates=frame, ranked=ranked, final=self._present(part, rows, before, p),
+                          changes=changes, features=part.features)
 
     def predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         """P(watch) for arbitrary (user_id, item_id, timestamp[, device]) rows, features point in time."""
@@ -575,8 +543,8 @@ class Recommender:
         rows = rows.reset_index(drop=True)
         if self.builder_.has_device_ and "device" not in rows.columns:
             rows = rows.assign(device=None)
-        features = self.builder_.transform(rows, self.history_)
-        features = self._with_candidate_features(features, self.generators_, self.history_.users)
+        features = with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
+                                      users=self._data.users)
         return correct_probability(self.ranker_.predict_proba(features), self.negative_keep_rate_)
 
     def explain(self, user_id, item_id, context: dict[str, Any] | None = None, top: int = 10) -> pd.DataFrame:
@@ -585,73 +553,27 @@ class Recommender:
         if self.ranker_ is None:
             raise ValueError("this Recommender has no ranker (ranker=None): nothing to explain")
         now, device = self._now(context)
-        history = self.history_.as_of(now) if now <= self.history_.end else self.history_
         rows = pd.DataFrame({"user_id": [str(user_id)], "item_id": [str(item_id)], "timestamp": [now]})
         if self.builder_.has_device_:
             rows["device"] = device
         with single_threaded():
-            features = self._with_candidate_features(self.builder_.transform(rows, history), self.generators_,
-                                                     self.history_.users)
+            features = with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
+                                          users=self._data.users)
             return self.ranker_.explain(features, 0, top=top)
-
-    def _titled(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if getattr(self, "_titles", None) is None:
-            self._titles = self.history_.items.set_index("item_id")["title"]
-        titles = self._titles
-        return frame.assign(title=frame["item_id"].map(titles).to_numpy()) if len(frame) else frame.assign(title=[])
-
-    def _present(self, items: pd.DataFrame, features: FeatureTable) -> pd.DataFrame:
-        cols = ["user_id", "rank", "item_id", "title", "score", "source", "reason"]
-        if len(items) == 0:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        wanted = [c for c in _REASON_FEATURES if c in features.frame.columns]
-        rows = features.frame[wanted].iloc[items["_row"].to_numpy()].to_dict("records")
-        out = self._titled(items.reset_index(drop=True))
-        out["reason"] = [self._reason(src, row, item) for src, row, item in zip(out["source"], rows, out["item_id"])]
-        return out[cols + [c for c in ("sources", "rank_before_rerank") if c in out.columns]]
-
-    def _reason(self, source: str, row: dict[str, Any], item_id: str) -> str:
-        """A short, human reason from the features behind this title's score."""
-        if getattr(self, "_genres", None) is None:
-            items = self.history_.items
-            self._genres = dict(zip(items["item_id"], items["genres"])) if "genres" in items.columns else {}
-        get = row.get
-        if (get("user_show_plays") or 0) > 0:
-            return "Next in a show you are watching"
-        if (get("is_holiday_title") or 0) > 0 and (get("days_to_holiday") or 99) <= 45:
-            return f"For the coming {str(get('upcoming_holiday')).replace('_', ' ')}"
-        genres = list(self._genres.get(item_id, []))
-        if (get("user_genre_match") or 0) >= 0.3 and genres:
-            return f"Matches what you watch: {', '.join(genres[:2])}"
-        if (get("user_actor_match") or 0) > 0:
-            return "With actors from titles you watched"
-        if (get("days_on_platform") or 1e9) <= 21:
-            return "New on the platform"
-        if source == "popularity":
-            return "Popular on the platform right now"
-        if source == "content":
-            return "Similar to titles you watched" if (get("user_plays") or 0) > 0 else "Fits your profile"
-        if (get("user_plays") or 0) == 0:
-            return "Popular with members like you"
-        return "Members with similar taste watched it"
 
     # ------------------------------------------------------ online feedback
     def fork(self) -> "Recommender":
         """A copy that can `observe` new events without changing this model.
 
         The fitted parameters (generators' factors, ranker, feature vocabularies) are shared and only
-        read; what `observe` replaces (history, generators' seen titles, caches) is per copy. The
-        online A/B simulator forks the app's shared model so a run never alters it.
+        read; what `observe` replaces (the history index, the generators' seen titles) is per copy.
+        The online A/B simulator forks the app's shared model so a run never alters it.
         """
-        import copy
-
         self._check()
         twin = copy.copy(self)
-        twin.builder_ = copy.copy(self.builder_)
-        twin.reranker_ = copy.copy(self.reranker_)
+        twin._observed = list(self._observed)
         twin.generators_ = copy.copy(self.generators_)
-        if hasattr(twin.generators_, "generators"):
-            twin.generators_.generators = tuple(copy.copy(g) for g in self.generators_.generators)
+        twin.generators_.generators = tuple(copy.copy(g) for g in self.generators_.generators)
         return twin
 
     def observe(self, events: pd.DataFrame) -> "Recommender":
@@ -664,135 +586,51 @@ class Recommender:
         """
         from .data.schema import EVENTS
         from .data.validation import check_references, coerce_table
-        from .labels import LabelConfig, POSITIVE, label_events
+        from .labels import POSITIVE, LabelConfig, label_events
 
         self._check()
         if events is None or len(events) == 0:
             return self
-        history = self.history_
+        data = self._data
         new = coerce_table(events.reset_index(drop=True), EVENTS, "observed events")
-        check_references(new, "user_id", pd.Index(history.users["user_id"]), "observed events", "users")
-        check_references(new, "item_id", pd.Index(history.items["item_id"]), "observed events", "items")
-        new = new[[c for c in history.events.columns if c in new.columns]]
-        merged = pd.concat([history.events, new], ignore_index=True)
-        if len(history.events) and new["timestamp"].min() < history.events["timestamp"].max():
-            merged = merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
-        self.history_ = history._with(history.users, history.items, merged, history.searches)
+        if (self.history_index_.user_positions(new["user_id"].to_numpy(dtype=object)) < 0).any():
+            check_references(new, "user_id", pd.Index(data.users["user_id"]), "observed events", "users")
+        if (self.generators_.item_lookup_.positions(new["item_id"].to_numpy(dtype=object)) < 0).any():
+            check_references(new, "item_id", pd.Index(data.items["item_id"]), "observed events", "items")
+        new = new[[c for c in data.events.columns if c in new.columns]]
+        self.history_index_ = self.history_index_.extend(new)
+        self._observed.append(new)
+        self.end_ = max(self.end_, new["timestamp"].max())
         finished = new[label_events(new, LabelConfig()).to_numpy() == POSITIVE]
         if len(finished):
             self.generators_.mark_seen(finished["user_id"].to_numpy(), finished["item_id"].to_numpy())
-        self._titles = None
         return self
 
     # --------------------------------------------------------------- persist
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model as plain files (data copy, generators, ranker, manifest) atomically to `path`."""
-        from .data.loaders import save_dataset
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one component (data copy, generators, ranker, manifest) atomically to `path`."""
+        from .persistence import save_recommender
 
         self._check()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            save_dataset(self.history_, tmp / "data")
-            self.generators_.save(tmp / "candidates")
-            if self.ranker_ is not None:
-                self.ranker_.save(tmp / "ranker")
-            manifest = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_json(),
-                "data": {"name": self.history_.name, "fingerprint": self.fingerprint_,
-                         "end": str(self.history_.end)},
-                "training": _jsonable(self.training_summary_), "fit_seconds": self.fit_timings_,
-                "metrics": _jsonable(getattr(self, "metrics_", {})),
-                "source_params": _jsonable(self.source_params_), "tuning": _jsonable(self.tuning_),
-            }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            backup = None
-            if path.exists():
-                backup = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, backup)
-            os.replace(tmp, path)
-            if backup is not None:
-                shutil.rmtree(backup, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return save_recommender(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Recommender":
-        """Read a saved Recommender; missing, corrupted or mismatched files raise ArtifactError."""
-        from .candidates import CandidateGenerator
-        from .data.loaders import read_parquet_folder
-        from .ranking import load_ranker
+    def load(cls, path: str | Path) -> "Recommender":
+        """Read a saved Recommender; missing, corrupted or mismatched files raise ArtifactError naming the file."""
+        from .persistence import load_recommender
 
-        path = Path(path)
-        manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
-            raise ArtifactError("no manifest.json: not a saved recsys model (train one with `recsys train`)",
-                                file=str(path))
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ArtifactError(f"unreadable manifest ({err})", file=str(manifest_path)) from err
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise ArtifactError("not a recsys Recommender manifest", file=str(manifest_path))
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(f"format version {manifest.get('format_version')!r} is not supported "
-                                f"(this recsys reads {FORMAT_VERSION})", file=str(manifest_path), hint="retrain the model")
-        try:
-            config = RecommenderConfig.from_json(manifest["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ArtifactError(f"the saved configuration is invalid ({err})", file=str(manifest_path)) from err
-        model = cls(config)
-        try:
-            history = read_parquet_folder(path / "data", name=manifest.get("data", {}).get("name"))
-        except DataError as err:
-            raise ArtifactError(f"the model's data copy is unreadable: {err}", file=str(path / "data")) from err
-        if history.fingerprint() != manifest.get("data", {}).get("fingerprint"):
-            raise ArtifactError("the data copy does not match the manifest's fingerprint: files from different "
-                                "trainings were mixed, or a file was changed", file=str(path / "data"))
-        try:
-            model.generators_ = CandidateGenerator.load(path / "candidates")
-            model.ranker_ = load_ranker(path / "ranker") if config.ranker is not None else None
-        except DataError as err:
-            raise ArtifactError(f"could not load the model: {err}", file=str(path)) from err
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ArtifactError(f"could not load the model ({type(err).__name__}: {err})", file=str(path)) from err
-        model.builder_ = FeatureBuilder(seed=config.seed).fit(history)
-        model.reranker_ = ReRanker(config.rerank).fit(history, model.builder_.embeddings_[:-1]
-                                                      if model.builder_.embeddings_ is not None else None)
-        model.history_ = history
-        model.fingerprint_ = manifest["data"]["fingerprint"]
-        model.training_summary_ = manifest.get("training", {})
-        model.negative_keep_rate_ = float(model.training_summary_.get("negative_keep_rate", 1.0))
-        model.fit_timings_ = manifest.get("fit_seconds", {})
-        model.metrics_ = manifest.get("metrics", {})
-        model.source_params_ = manifest.get("source_params", {})
-        model.tuning_ = manifest.get("tuning", {})
-        return model
+        return load_recommender(cls, path)
 
 
-_REASON_FEATURES = ("user_show_plays", "is_holiday_title", "days_to_holiday", "upcoming_holiday", "user_genre_match",
-                    "user_actor_match", "days_on_platform", "user_plays")
-
-
-def _stack_tables(tables: list[TrainingTable]) -> TrainingTable:
-    """One training table from several windows' tables (same features)."""
-    if len(tables) == 1:
-        return tables[0]
-    first = tables[0].features
-    features = FeatureTable(
-        rows=pd.concat([t.features.rows for t in tables], ignore_index=True),
-        frame=pd.concat([t.features.frame for t in tables], ignore_index=True),
-        sparse={k: Ragged.concat([t.features.sparse[k] for t in tables]) for k in first.sparse},
-        feature_set=first.feature_set,
-    )
-    counts = {k: sum(t.label_counts[k] for t in tables) for k in tables[0].label_counts}
-    return TrainingTable(features, np.concatenate([t.label for t in tables]),
-                         np.concatenate([t.weight for t in tables]), tables[-1].balance, counts,
-                         (tables[0].window[0], tables[-1].window[1]))
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+def _order_within(member: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Row order that keeps members in place (rows come grouped by member) and sorts each member's rows
+    by score, best first; ties keep their order."""
+    if len(member) == 0:
+        return np.zeros(0, dtype=np.int64)
+    counts = np.bincount(member)
+    start = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    col = np.arange(len(member)) - start[member]
+    grid = np.full((len(counts), int(counts.max())), np.inf)
+    grid[member, col] = -score
+    order = np.argsort(grid, axis=1, kind="stable")
+    return (start[:, None] + order)[np.arange(grid.shape[1])[None, :] < counts[:, None]]

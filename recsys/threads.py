@@ -5,10 +5,12 @@ single member's candidates (a few hundred rows) waking those pools costs more th
 arithmetic: on a busy 2-core machine 10-20x for a 150 x 384 matrix product. `single_threaded()`
 limits every pool to one thread for the duration of a block.
 
-threadpoolctl sets these limits for the calling thread (OpenBLAS' thread-local setter, OpenMP's
-per-thread setting), and its handles work reliably only in the thread that made them, so each
-thread keeps its own controller and nesting depth: requests served concurrently (the app's
-sessions are threads) never undo each other's limits.
+threadpoolctl sets OpenMP's limits (PyTorch's pool included) for the calling thread; OpenBLAS built
+with pthreads has one process-wide pool, which threadpoolctl lets only one live thread control at a
+time (others' limits are no-ops). Its handles work reliably only in the thread that made them, so
+each thread keeps its own controller and nesting depth: requests served concurrently (the app's
+sessions are threads) never undo each other's limits. Threads that batch work fans out to are
+short-lived, so none keeps control of OpenBLAS after its batch.
 """
 
 from __future__ import annotations
@@ -52,3 +54,4 @@ def single_threaded() -> Iterator[None]:
         _local.depth = depth
         if limiter is not None:
             limiter.restore_original_limits()
+

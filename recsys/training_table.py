@@ -1,5 +1,14 @@
-"""One function from a dataset and a time window to a ranking training table:
-impressions and plays -> labels -> downsampled negatives -> duration weights -> point-in-time features."""
+"""Ranking training tables: labeled, downsampled, weighted point-in-time feature rows.
+
+Three kinds of rows, one function each:
+- `build_training_table`: a window's logged impressions and plays (P(watch | shown));
+- `candidate_table`: the blend's candidates for every member active in a window, at its start,
+  labeled by what the member then did (the rows the ranker will rank when serving);
+- `holdout_table`: candidates of sources fitted without a random part of each member's
+  interactions, labeled by whether they are in that part (the per-user random protocol).
+`with_source_scores` adds every candidate source's score and rank of each row's title, and
+`stack_tables` joins windows.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +20,13 @@ import pandas as pd
 
 from .data.dataset import Dataset, Timestamp
 from .data.errors import DataError
-from .features import FeatureBuilder, FeatureTable
-from .labels import LabelConfig, WeightConfig, downsample_negatives, duration_weights, label_events
+from .candidates.base import member_chunk
+from .features import Block, FeatureBuilder, FeatureTable, History
+from .features.source_scores import SourceScores
+from .labels import POSITIVE, LabelConfig, WeightConfig, downsample_negatives, duration_weights, label_events
 
-__all__ = ["TrainingConfig", "TrainingTable", "build_training_table"]
+__all__ = ["TrainingConfig", "TrainingTable", "build_training_table", "candidate_table", "holdout_table",
+           "with_candidate_negatives", "with_source_scores", "stack_tables"]
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,13 @@ def build_training_table(
     end: Timestamp | None = None,
     config: TrainingConfig | None = None,
     builder: FeatureBuilder | None = None,
+    history: History | None = None,
 ) -> TrainingTable:
     """Events in [start, end) of `dataset` as a ranking training table.
 
     Each row's features use only events strictly before that row's time (the builder enforces
     it), so rows late in the window see the window's earlier events, as production would.
-    `builder` defaults to a `FeatureBuilder` fitted on `dataset`.
+    `builder` defaults to a `FeatureBuilder` fitted on `dataset`; `history` to its index of `dataset`.
     """
     config = config or TrainingConfig()
     window = dataset.between(start, end).events
@@ -96,7 +109,7 @@ def build_training_table(
         weight = weight * kept["weight"].to_numpy(dtype=float)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
     row_cols = ["user_id", "item_id", "timestamp"] + (["device"] if "device" in kept.columns else [])
-    features = builder.transform(kept[row_cols], dataset)
+    features = builder.transform(kept[row_cols], history if history is not None else builder.index(dataset))
     return TrainingTable(
         features=features,
         label=kept["label"].to_numpy(dtype=np.int8),
@@ -105,3 +118,154 @@ def build_training_table(
         label_counts=counts,
         window=(None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)),
     )
+
+
+def _feature_rows(user_ids, item_ids, when, device=None, with_device: bool = False) -> pd.DataFrame:
+    rows = pd.DataFrame({"user_id": np.asarray(user_ids), "item_id": np.asarray(item_ids), "timestamp": when})
+    if with_device:
+        rows["device"] = device
+    return rows
+
+
+def candidate_table(dataset: Dataset, blend, builder: FeatureBuilder, history: History, start, end,
+                    n_candidates: int, config: TrainingConfig, seed: int) -> TrainingTable | None:
+    """Rows (member, candidate) at `start` for members active in [start, end), labeled by what they did.
+
+    Per (member, title): finished at least once in the window -> 1; otherwise any middle-band
+    play -> ignored; otherwise 0. Negatives are downsampled per member, positives weighted by
+    minutes watched; features are computed at `start`, with the member's first device in the
+    window, and every source's score from the candidate stage (`blend`, fitted before `start`).
+    """
+    window = dataset.between(start, end).events
+    if len(window) == 0:
+        return None
+    members = np.asarray(pd.unique(window["user_id"]), dtype=object)
+    cands, scores = _scored_candidates(blend, members, n_candidates, start, dataset.users)
+    if len(cands) == 0:
+        return None
+    labels = label_events(window, config.labels).to_numpy()
+    window = window.assign(label=labels)
+    played = window["watch_fraction"] > 0 if "watch_fraction" in window.columns else window["rating"].notna()
+    outcome = window.assign(pos=window["label"] == POSITIVE, mid=(window["label"] < 0) & played.to_numpy())
+    outcome = outcome.groupby(["user_id", "item_id"], sort=False).agg(
+        pos=("pos", "any"), mid=("mid", "any"),
+        minutes=("minutes_watched", "max") if "minutes_watched" in window.columns else ("pos", "size"))
+    rows = cands.assign(_row=np.arange(len(cands))).join(outcome, on=["user_id", "item_id"])
+    pos = rows["pos"].fillna(False).to_numpy(dtype=bool)
+    mid = rows["mid"].fillna(False).to_numpy(dtype=bool) & ~pos
+    rows = rows.assign(label=np.where(pos, 1, np.where(mid, -1, 0)).astype(np.int8))
+    counts = {"positive": int(pos.sum()), "negative": int((rows["label"] == 0).sum()), "ignored": int(mid.sum())}
+    if counts["positive"] == 0:
+        return None
+    if config.negatives_per_positive is not None:
+        result = downsample_negatives(rows, config.negatives_per_positive, seed, by=config.downsample_by)
+        kept, balance = result.frame, result.as_dict()
+    else:
+        kept, balance = rows[rows["label"] >= 0], dict(counts)
+    kept = kept.reset_index(drop=True)
+    first_seen = window.groupby("user_id", sort=False).first()
+    device = kept["user_id"].map(first_seen["device"]).to_numpy() if builder.has_device_ else None
+    feature_rows = _feature_rows(kept["user_id"], kept["item_id"], start, device, builder.has_device_)
+    weight_frame = kept.assign(minutes_watched=kept["minutes"] if "minutes_watched" in window.columns else np.nan,
+                               watch_fraction=np.where(kept["label"] == 1, 1.0, 0.0))
+    weight = duration_weights(weight_frame, dataset.items, config.weights).to_numpy(dtype=float)
+    features = builder.transform(feature_rows, history)
+    features = features.with_features(scores.take(kept["_row"].to_numpy()), SourceScores(blend.source_names).features_)
+    return TrainingTable(features, kept["label"].to_numpy(dtype=np.int8), weight, balance, counts,
+                         (pd.Timestamp(start), pd.Timestamp(end)))
+
+
+def holdout_table(dataset: Dataset, visible: Dataset, hidden: Dataset, blend, builder: FeatureBuilder,
+                  n_candidates: int, config: TrainingConfig, seed: int) -> TrainingTable:
+    """Candidates of `blend` (fitted on `visible`) labeled by whether they are among the `hidden`
+    interactions; features see only `visible`."""
+    truth = hidden.plays()[["user_id", "item_id"]].drop_duplicates().assign(label=1)
+    members = np.asarray(pd.unique(truth["user_id"]), dtype=object)
+    now = dataset.end + pd.Timedelta(seconds=1)
+    cands, scores = _scored_candidates(blend, members, n_candidates, now, dataset.users)
+    rows = cands.assign(_row=np.arange(len(cands))).merge(truth, on=["user_id", "item_id"], how="left")
+    rows["label"] = rows["label"].fillna(0).astype(np.int8)
+    counts = {"positive": int((rows["label"] == 1).sum()), "negative": int((rows["label"] == 0).sum()),
+              "ignored": 0}
+    result = downsample_negatives(rows, config.negatives_per_positive or 1e9, seed, by=config.downsample_by)
+    kept = result.frame.reset_index(drop=True)
+    feature_rows = _feature_rows(kept["user_id"], kept["item_id"], now, None, builder.has_device_)
+    features = builder.transform(feature_rows, builder.index(visible))
+    features = features.with_features(scores.take(kept["_row"].to_numpy()), SourceScores(blend.source_names).features_)
+    return TrainingTable(features, kept["label"].to_numpy(dtype=np.int8), np.ones(len(kept)), result.as_dict(),
+                         counts, (None, now))
+
+
+def with_candidate_negatives(table: TrainingTable, dataset: Dataset, blend, builder: FeatureBuilder,
+                             history: History, cut, n: int, n_candidates: int, seed: int) -> TrainingTable:
+    """An impressions table plus `n` unplayed blend candidates per member with a positive, as negatives
+    (at that member's positive times in the window)."""
+    if n == 0:
+        return table
+    rng = np.random.default_rng(seed)
+    rows = table.features.rows
+    positives = rows[table.label == 1]
+    members = pd.unique(positives["user_id"])
+    cands = blend.recommend(members, n=n_candidates, now=cut, users=dataset.users)
+    played = set(zip(dataset.plays()["user_id"], dataset.plays()["item_id"]))
+    cands = cands[[(u, i) not in played for u, i in zip(cands["user_id"], cands["item_id"])]]
+    picked = cands.groupby("user_id", sort=False).sample(frac=1.0, random_state=seed)
+    picked = picked.groupby("user_id", sort=False).head(n)
+    times = positives.groupby("user_id")["timestamp"].apply(list)
+    when = [times[u][rng.integers(len(times[u]))] for u in picked["user_id"]]
+    extra_rows = _feature_rows(picked["user_id"], picked["item_id"], pd.to_datetime(when), None,
+                               "device" in rows.columns)
+    extra = builder.transform(extra_rows, history)
+    balance = dict(table.balance, candidate_negatives=len(extra_rows))
+    return TrainingTable(FeatureTable.concat([table.features, extra]),
+                         np.concatenate([table.label, np.zeros(len(extra_rows), np.int8)]),
+                         np.concatenate([table.weight, np.ones(len(extra_rows))]), balance,
+                         table.label_counts, table.window)
+
+
+def _scored_candidates(blend, members: np.ndarray, n: int, now, users: pd.DataFrame) -> tuple[pd.DataFrame, Block]:
+    """The blend's candidates of `members` at `now` (user_id, item_id), and every source's score and rank of
+    each (one row block), computed chunk by chunk so memory stays bounded."""
+    group = SourceScores(blend.source_names)
+    personal = [g.personal for g in blend.generators]
+    item_ids = blend.item_ids_.to_numpy(dtype=object)
+    frames, blocks = [], []
+    step = member_chunk(len(item_ids))
+    for lo in range(0, len(members), step):
+        cands = blend.candidates(members[lo:lo + step], n=n, now=now, users=users)
+        frames.append(pd.DataFrame({"user_id": cands.member_ids[cands.member], "item_id": item_ids[cands.item]}))
+        blocks.append(group.compute(cands.member, cands.item, cands.raw, personal))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"user_id": [], "item_id": []})
+    cols = {name: np.concatenate([b.columns[name] for b in blocks]) if blocks else np.zeros(0)
+            for name in group.names}
+    return frame, Block(group.name, None, cols, len(frame))
+
+
+def with_source_scores(features: FeatureTable, blend, member: np.ndarray | None = None,
+                       item: np.ndarray | None = None, raw: list[np.ndarray] | None = None,
+                       users: pd.DataFrame | None = None) -> FeatureTable:
+    """`features` plus every source's score and rank of each row's title for its member.
+
+    `member` / `item` / `raw` come from the candidate stage when the rows are its candidates;
+    otherwise each source scores the rows' distinct members here (with `users`' attributes).
+    """
+    group = SourceScores(blend.source_names)
+    if raw is None:
+        ids = features.key("user_id").astype(str)
+        member_ids, member = np.unique(ids, return_inverse=True)
+        item = blend.item_ids_.get_indexer(pd.Index(features.key("item_id").astype(str), dtype=object))
+        item = np.where(item < 0, len(blend.item_ids_), item)
+        raw = [np.asarray(g._score(g.batch(member_ids.astype(object), users)), dtype=np.float64)
+               for g in blend.generators]
+    block = group.compute(np.asarray(member), np.asarray(item), raw, [g.personal for g in blend.generators])
+    return features.with_features(block, group.features_)
+
+
+def stack_tables(tables: list[TrainingTable]) -> TrainingTable:
+    """One training table from several windows' tables (same features)."""
+    if len(tables) == 1:
+        return tables[0]
+    counts = {k: sum(t.label_counts[k] for t in tables) for k in tables[0].label_counts}
+    return TrainingTable(FeatureTable.concat([t.features for t in tables]), np.concatenate([t.label for t in tables]),
+                         np.concatenate([t.weight for t in tables]), tables[-1].balance, counts,
+                         (tables[0].window[0], tables[-1].window[1]))

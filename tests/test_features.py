@@ -221,9 +221,7 @@ def test_nothing_after_t_changes_any_feature_at_t(leak_setup, day, frac_deleted,
     perturbed = Dataset.from_frames(data.users, data.items, changed, searches)
     again = builder.transform(rows, perturbed)
 
-    pd.testing.assert_frame_equal(before.frame, again.frame)
-    for name, ragged in before.sparse.items():
-        assert ragged.lists() == again.sparse[name].lists(), name
+    _same_tables(before, again)  # to the last bit
 
 
 def test_pair_counts_match_a_count_by_hand_for_every_member(leak_setup):
@@ -237,3 +235,114 @@ def test_pair_counts_match_a_count_by_hand_for_every_member(leak_setup):
         mine = (ev["user_id"] == row.user_id) & (ev["item_id"] == row.item_id) & (sec < row.timestamp.floor("s"))
         assert f["times_shown_before"].iat[r] == int((mine & (ev["watch_fraction"] == 0)).sum()), r
         assert f["played_before"].iat[r] == float((mine & (ev["watch_fraction"] > 0)).any()), r
+
+
+# ------------------------------------------------------ groups: alone, in a batch, either path
+def _same_tables(a, b) -> None:
+    pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+    for name, ragged in a.sparse.items():
+        assert ragged.lists() == b.sparse[name].lists(), name
+
+
+def _candidate_rows(data, members, per_member: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    items = data.items["item_id"].to_numpy()
+    t = data.end - pd.Timedelta(days=10)
+    return pd.DataFrame({"user_id": np.repeat(members, per_member),
+                         "item_id": np.concatenate([rng.choice(items, per_member, replace=False) for _ in members]),
+                         "timestamp": t, "device": "tv"})
+
+
+def test_a_members_features_are_identical_alone_and_in_a_batch(leak_setup):
+    data, builder = leak_setup
+    history = builder.index(data)
+    members = data.users["user_id"].to_numpy()[:12]
+    for rows in (_candidate_rows(data, members, 40, 0),  # many rows per member and moment
+                 data.events[data.events["user_id"].isin(members)].head(400)[  # one moment per row
+                     ["user_id", "item_id", "timestamp", "device"]].reset_index(drop=True)):
+        together = builder.transform(rows, history)
+        for member in members[:6]:
+            mine = np.flatnonzero(rows["user_id"].to_numpy() == member)
+            alone = builder.transform(rows.iloc[mine].reset_index(drop=True), history)
+            _same_tables(together.take(mine), alone)
+
+
+def test_the_per_query_and_per_row_computations_agree(leak_setup, monkeypatch):
+    from recsys.features import user_media
+
+    data, builder = leak_setup
+    history = builder.index(data)
+    rows = _candidate_rows(data, data.users["user_id"].to_numpy()[:20], 30, 1)
+    per_query = builder.transform(rows, history)
+    monkeypatch.setattr(user_media, "ROWS_PER_QUERY", 10**9)  # force the per-row pairing
+    per_row = builder.transform(rows, history)
+    _same_tables(per_query, per_row)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(day=st.floats(5, 85), seed=st.integers(0, 2**16))
+def test_nothing_after_t_changes_a_candidate_lists_features(leak_setup, day, seed):
+    """The per-query path (many titles for one member and moment) is as blind to the future as the per-row one."""
+    data, builder = leak_setup
+    t = pd.Timestamp(LEAK_WORLD.start) + pd.Timedelta(days=day)
+    members = np.random.default_rng(seed).choice(data.users["user_id"], 8, replace=False)
+    rows = _candidate_rows(data, members, 40, seed).assign(timestamp=t)
+    before = builder.transform(rows, data)
+    ev = data.events
+    later = ev[ev["timestamp"] >= t].assign(watch_fraction=1.0, minutes_watched=30.0)
+    allowed = (rows["user_id"].map(data.users.set_index("user_id")["signup_time"]) <= t) & \
+        (rows["item_id"].map(data.items.set_index("item_id")["added_at"]) <= t)
+    extra = rows[allowed].assign(watch_fraction=1.0, minutes_watched=50.0, session_id="late", source="row",
+                                 timestamp=t + pd.Timedelta(seconds=1))
+    changed = pd.concat([ev[ev["timestamp"] < t], later, extra], ignore_index=True)
+    again = builder.transform(rows, Dataset.from_frames(data.users, data.items, changed, data.searches))
+    _same_tables(before, again)
+
+
+def test_extending_the_index_equals_indexing_everything(leak_setup):
+    """What `observe` does (add later events to the index) gives what indexing all the events gives."""
+    data, builder = leak_setup
+    cut = data.end - pd.Timedelta(days=10)
+    early = data.events[data.events["timestamp"] < cut]
+    later = data.events[data.events["timestamp"] >= cut]
+    base = builder.index(Dataset.from_frames(data.users, data.items, early, data.searches))
+    extended = base
+    for part in np.array_split(np.arange(len(later)), 5):
+        extended = extended.extend(later.iloc[part])
+    full = builder.index(data)
+    rows = _candidate_rows(data, data.users["user_id"].to_numpy()[:15], 30, 2).assign(timestamp=data.end)
+    _same_tables(builder.transform(rows, extended), builder.transform(rows, full))
+    assert base.extend(later.iloc[:0]) is base
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores=st.lists(st.lists(st.sampled_from([0.0, 1.0, 2.5, -1.0, float("-inf"), float("nan"), 3.0]),
+                                min_size=6, max_size=6), min_size=1, max_size=4),
+       personal=st.booleans())
+def test_source_ranks_are_the_positions_a_stable_sort_gives(scores, personal):
+    from recsys.features.source_scores import SourceScores
+
+    raw = np.asarray(scores, dtype=float)
+    if not personal:
+        raw = np.repeat(raw[:1], len(raw), axis=0)
+    member = np.repeat(np.arange(len(raw)), raw.shape[1])
+    item = np.tile(np.arange(raw.shape[1]), len(raw))
+    block = SourceScores(["s"]).compute(member, item, [raw], [personal])
+    values = np.where(np.isfinite(raw), raw, np.nan)
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), axis=1, kind="stable")
+    expected = np.empty_like(order)
+    np.put_along_axis(expected, order, np.arange(1, raw.shape[1] + 1)[None, :].repeat(len(raw), 0), axis=1)
+    expected = np.where(np.isnan(values), np.nan, expected).ravel()
+    np.testing.assert_array_equal(block.columns["cand_rank_s"], expected)
+    np.testing.assert_array_equal(block.columns["cand_score_s"], values.ravel())
+
+
+def test_every_group_declares_exactly_what_it_computes(leak_setup):
+    data, builder = leak_setup
+    table = builder.transform(_candidate_rows(data, data.users["user_id"].to_numpy()[:3], 20, 3), data)
+    for group in builder.groups_:
+        computed = {name for block in group.compute(builder.rows(
+            _candidate_rows(data, data.users["user_id"].to_numpy()[:3], 20, 3), builder.index(data)),
+            builder.index(data), builder.titles_) for name in block.columns}
+        assert computed == set(group.names), group.name
+        assert all(f.name in table for f in group.features_)

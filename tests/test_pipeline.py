@@ -95,10 +95,43 @@ def test_unfitted_and_bad_config_are_clear_errors(data):
 
 
 def test_rankers_can_share_the_other_stages(model, data):
-    forest = Recommender(RecommenderConfig(**{**CONFIG.__dict__, "ranker": "forest",
-                                              "ranker_params": {"n_estimators": 20}})).fit(data, reuse=model)
-    assert forest.generators_ is model.generators_ and forest.ranker_ is not model.ranker_
+    forest = model.with_ranker("forest", {"n_estimators": 20})
+    assert forest.generators_ is model.generators_ and forest.builder_ is model.builder_
+    assert forest.ranker_ is not model.ranker_ and forest.config.ranker == "forest" and model.config.ranker == "logistic"
     users = list(data.users["user_id"].iloc[:5])
     assert len(forest.recommend(users)) == 50
-    with pytest.raises(ValueError, match="same configuration"):
-        Recommender(RecommenderConfig(sources=("popularity",), ranker="logistic")).fit(data, reuse=model)
+    # the same prepared candidate rows, ranked by each: what each would build itself
+    prepared = model.prepare(users)
+    pd.testing.assert_frame_equal(forest.recommend(users, prepared=prepared), forest.recommend(users))
+    pd.testing.assert_frame_equal(model.recommend(users, prepared=prepared), model.recommend(users))
+    other = Recommender(RecommenderConfig(sources=("popularity",), ranker="logistic", n_candidates=60,
+                                          ranker_window_days=14, ranker_windows=2)).fit(data)
+    with pytest.raises(ValueError, match="another candidate stage"):
+        other.recommend(users, prepared=prepared)
+
+
+def test_a_damaged_file_of_any_component_is_named(model, tmp_path):
+    """One manifest dialect: every file of every component is checksummed, and loading names the bad one."""
+    import shutil
+
+    saved = model.save(tmp_path / "model")
+    files = sorted(p.relative_to(saved) for p in saved.rglob("*") if p.is_file() and p.name != "manifest.json")
+    kinds = {p.parts[0] for p in files}
+    assert {"data", "candidates", "ranker"} <= kinds
+    assert any(p.parts[:2] == ("candidates", "sources") for p in files)
+    for rel in files:
+        copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(saved, copy)
+        target = copy / rel
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+        with pytest.raises(ArtifactError) as caught:
+            Recommender.load(copy)
+        assert str(target) in str(caught.value), rel
+    # a sub-component's manifest from another save is refused too
+    other = model.save(tmp_path / "other")
+    (other / "ranker" / "manifest.json").write_text((saved / "ranker" / "manifest.json").read_text()
+                                                    .replace('"rows"', '"rows" '))
+    with pytest.raises(ArtifactError, match="checksum"):
+        Recommender.load(other)

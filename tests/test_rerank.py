@@ -126,3 +126,45 @@ def test_the_top_of_a_longer_list_is_the_shorter_list(seed, diversity, k, longer
     long = rr.rerank(ranked, k=k + longer).items
     head = long[long["rank"] <= k]
     assert head[["user_id", "item_id", "rank"]].values.tolist() == short[["user_id", "item_id", "rank"]].values.tolist()
+
+
+# ------------------------------------------------------------------ the step contract
+#: Per registered step: a ranked list for the "adult" or "kid" of `_data()`, the title the step alone takes
+#: out of the top 2, and the title whose change it records (a step added to RERANK_STEPS without a case here
+#: fails the test below).
+STEP_CASES = {
+    "maturity": ("kid", [("horror", 0.9), ("drama1", 0.8), ("comedy", 0.7)], "horror", "horror"),
+    "ignored": ("adult", [("doc", 0.9), ("drama1", 0.8), ("comedy", 0.7)], "doc", "doc"),
+    "show_limit": ("adult", [("ep1", 0.9), ("ep2", 0.85), ("comedy", 0.5)], "ep2", "ep2"),
+    "diversity": ("adult", [("drama1", 0.9), ("drama2", 0.85), ("comedy", 0.8)], "drama2", "comedy"),
+}
+
+
+def test_every_registered_step_runs_the_contract():
+    from recsys.rerank import RERANK_STEPS
+
+    assert set(STEP_CASES) == set(RERANK_STEPS.names()) == set(RerankConfig().steps)
+
+
+@pytest.mark.parametrize("name", list(STEP_CASES))
+def test_rerank_step_contract(name):
+    """The step changes the list only when configured, explains each change, and keeps the list valid."""
+    from recsys.rerank import RERANK_STEPS
+
+    data = _data()
+    user, items, target, recorded = STEP_CASES[name]
+    ranked = _ranked(user, items)
+    others = tuple(s for s in RERANK_STEPS.names() if s != name)
+    config = dict(diversity=0.5 if name == "diversity" else 0.0)
+    without = ReRanker(RerankConfig(steps=others, **config)).fit(data)
+    with_step = ReRanker(RerankConfig(**config)).fit(data)
+    k = 2
+    before = without.rerank(ranked, k=k, ignored=without.ignored_titles(data, [user], NOW)).items["item_id"].tolist()
+    result = with_step.rerank(ranked, k=k, ignored=with_step.ignored_titles(data, [user], NOW))
+    after = result.items["item_id"].tolist()
+    assert target in before and target not in after
+    assert len(after) == len(set(after)) <= k and set(after) <= {i for i, _ in items}
+    changed = result.changes[result.changes["item_id"] == recorded]
+    assert len(changed) >= 1 and changed["reason"].str.len().gt(10).all()
+    with pytest.raises(ValueError, match="re-rank step"):
+        RerankConfig(steps=("maturity", "no-such-step"))

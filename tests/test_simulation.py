@@ -218,3 +218,50 @@ def test_a_recommender_arm_runs_and_never_reshows_finished_titles(small_model, w
     shown = ev[ev["source"] == "row"].join(finished.rename("finished_at"), on=["user_id", "item_id"])
     assert not (shown["timestamp"] > shown["finished_at"]).any()
     assert (ev.loc[ev["arm"] == "model", "source"] == "row").sum() > 0
+
+
+# ------------------------------------------------------------------ the policy contract
+def _recommender_policy(world_data):
+    from recsys.pipeline import Recommender, RecommenderConfig
+    from recsys.simulation import RecommenderPolicy
+
+    _, data = world_data
+    model = Recommender(RecommenderConfig(sources=("popularity", "ease"), n_candidates=40, ranker_window_days=10,
+                                          ranker_windows=1)).fit(data)
+    return RecommenderPolicy(model, name="pipeline")
+
+
+#: How the contract test builds each registered online policy (a new one without an entry here fails).
+POLICY_FACTORIES = {
+    "random": lambda world_data: make_policy("random", seed=3),
+    "oracle": lambda world_data: make_policy("oracle", world=world_data[0]),
+    "popularity": lambda world_data: make_policy("popularity"),
+    "recommender": _recommender_policy,
+}
+
+
+def test_every_registered_online_policy_runs_the_contract():
+    from recsys.simulation import ONLINE_POLICIES
+
+    assert set(POLICY_FACTORIES) == set(ONLINE_POLICIES.names())
+
+
+@pytest.mark.parametrize("name", list(POLICY_FACTORIES))
+def test_online_policy_contract(name, world_data):
+    """Lists of at most k distinct titles the member may watch; what they finish is never shown again."""
+    world, data = world_data
+    policy = POLICY_FACTORIES[name](world_data).start(data, world)
+    now = data.end + pd.Timedelta(hours=2)
+    members = list(data.users["user_id"].iloc[:30])
+    requests = pd.DataFrame({"user_id": members, "timestamp": now, "device": "tv",
+                             "session_id": [f"s{k}" for k in range(len(members))]})
+    lists = policy.recommend(requests, 5, now)
+    assert set(lists) <= set(members) and all(len(v) == len(set(v)) <= 5 for v in lists.values())
+    finished = {u: v[0] for u, v in lists.items() if v}
+    events = pd.DataFrame({"user_id": list(finished), "item_id": list(finished.values()),
+                           "timestamp": now + pd.Timedelta(minutes=1), "watch_fraction": 1.0,
+                           "minutes_watched": 40.0, "device": "tv", "session_id": "later", "source": "row"})
+    policy.observe(events)
+    later = now + pd.Timedelta(hours=3)
+    again = policy.recommend(requests.assign(timestamp=later), 5, later)
+    assert all(finished[u] not in again.get(u, []) for u in finished)

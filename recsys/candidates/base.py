@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
+import io
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal, TypeVar
@@ -22,15 +21,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..artifacts import atomic_write
+from ..artifacts import Component, npz_bytes, read_component, read_npz, write_component
 from ..data.dataset import Dataset
 from ..data.errors import DataError
 from ..data.schema import MATURITY_MIN_AGE
 from ..data.validation import normalize_ids
-from ..features.builder import NotFittedError
+from ..errors import ArtifactError, NotFittedError
+from ..features.ragged import ragged_ranges
+from ..ids import IdIndex
 from ..labels import POSITIVE, LabelConfig, WeightConfig, duration_weights, label_events
+from ..registry import Registry
 
 __all__ = [
+    "SOURCES",
     "CandidateGenerator",
     "NotFittedError",
     "InteractionConfig",
@@ -43,24 +46,52 @@ __all__ = [
     "list_cells",
     "empty_recommendations",
     "load_generator",
+    "blocked_matmul",
 ]
 
 RECOMMENDATION_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "score", "rank", "source")
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+FORMAT = "recsys.candidates"
+FORMAT_VERSION = 2
 ARRAYS = "arrays.npz"
 USERS_FILE = "users.parquet"
 USER_ATTRIBUTES: tuple[str, ...] = ("age", "gender", "language", "country")
-_LAST_SCORES = threading.local()  # per thread: each generator's last raw scores, for score_items to reuse
-
-
-def _last_scores() -> dict[int, tuple]:
-    memo = getattr(_LAST_SCORES, "by_generator", None)
-    if memo is None:
-        memo = _LAST_SCORES.by_generator = {}
-    return memo
-
+BLOCK_ROWS = 32  # dense products run in blocks of this many members (see blocked_matmul)
 _CHUNK = 2048  # users scored at once: bounds memory at _CHUNK x n_items floats
+_CELLS = 4_000_000  # ... and at about this many members x titles cells on large catalogues
+
+
+def member_chunk(n_items: int) -> int:
+    """How many members to score at once for a catalogue of `n_items` titles."""
+    return max(1, min(_CHUNK, _CELLS // max(n_items, 1)))
+
+
+def _load_sources() -> None:
+    from . import collaborative, content, popularity, two_tower  # noqa: F401  (each registers its classes)
+
+
+#: Candidate sources by name (the class attribute `source`): config, command line, app and contract tests read it.
+SOURCES: Registry = Registry("candidate source", key="source", loader=_load_sources)
+
+
+def blocked_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b computed in blocks of BLOCK_ROWS rows (the last one zero-padded).
+
+    BLAS rounds a row of a product differently depending on how many rows it is multiplied
+    with; with one fixed block shape every member's scores are the same bits whether scored
+    alone or in a batch of thousands.
+    """
+    n = len(a)
+    out = np.empty((n, b.shape[1]), dtype=np.result_type(a, b))
+    if n == 0:
+        return out
+    full = n - n % BLOCK_ROWS
+    for lo in range(0, full, BLOCK_ROWS):
+        np.matmul(a[lo:lo + BLOCK_ROWS], b, out=out[lo:lo + BLOCK_ROWS])
+    if full < n:
+        pad = np.zeros((BLOCK_ROWS, a.shape[1]), dtype=a.dtype)
+        pad[: n - full] = a[full:]
+        out[full:] = (pad @ b)[: n - full]
+    return out
 
 G = TypeVar("G", bound="CandidateGenerator")
 
@@ -96,25 +127,6 @@ def empty_recommendations(extra: Iterable[str] = ()) -> pd.DataFrame:
     for name in extra:
         frame[name] = pd.Series(dtype=str)
     return frame
-
-
-def _write_npz(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-    for name, value in arrays.items():
-        if np.asarray(value).dtype == object:
-            raise TypeError(f"array {name!r} has dtype object; it would need pickle")
-    atomic_write(target, write)
-
-
-def _write_json(target: Path, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
-    atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _write_parquet(target: Path, frame: pd.DataFrame) -> None:
-    atomic_write(target, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def list_cells(series: pd.Series) -> list[list[str]]:
@@ -255,11 +267,16 @@ class RecommendationArrays:
 
 @dataclass
 class UserBatch:
-    """A batch of users to score: external ids, dense indices (-1 when unknown at fit) and attributes."""
+    """A batch of users to score: external ids, dense indices (-1 when unknown at fit) and attributes.
+
+    `attributes` maps each of USER_ATTRIBUTES to an object array aligned with `ids` (None where
+    unknown); `given` marks members whose attributes came from the caller rather than from fit.
+    """
 
     ids: np.ndarray  # object array of external ids
     index: np.ndarray  # int64, -1 for users the model was not fitted on
-    attributes: pd.DataFrame  # one row per user, aligned; columns USER_ATTRIBUTES where known
+    attributes: dict[str, np.ndarray]
+    given: np.ndarray | None = None  # bool per member, or None when no attribute was given
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -267,6 +284,31 @@ class UserBatch:
     @property
     def known(self) -> np.ndarray:
         return self.index >= 0
+
+    def ages(self) -> np.ndarray:
+        """Ages as floats (NaN where unknown)."""
+        return numeric(self.attributes["age"])
+
+    def texts(self, column: str) -> np.ndarray:
+        """A text attribute as str, "" where unknown."""
+        return np.array(["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                         for v in self.attributes[column]], dtype=object)
+
+
+def numeric(values: np.ndarray) -> np.ndarray:
+    """Object values as floats, NaN for anything that is not a number."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """One source's answer for a batch: its top-n (dense indices) and the raw scores they came from."""
+
+    arrays: "RecommendationArrays"
+    raw: np.ndarray  # members x titles, unmasked (-inf / NaN: no opinion)
 
 
 def load_generator(path: str | Path) -> "CandidateGenerator":
@@ -281,9 +323,10 @@ class CandidateGenerator(abc.ABC):
 
     Subclasses are dataclasses whose fields are the configuration; they implement
     `_fit(dataset)` (set fitted attributes), `_score(batch)` (a users x items score matrix,
-    -inf where the generator has nothing to say) and `_state()`/`_set_state()` (the fitted
-    arrays). The base class does the rest: input checks, id mapping, masking of seen,
-    unavailable and age-inappropriate titles, top-n selection, the output frame and files.
+    -inf where the generator has nothing to say; the same bits for a member alone or in a batch)
+    and `_state()`/`_set_state()` (the fitted arrays). The base class does the rest: input
+    checks, id mapping, masking of seen, unavailable and age-inappropriate titles, top-n
+    selection, the output frame and files.
 
     Attributes after `fit`: `user_ids_`, `item_ids_` (external ids by dense index),
     `seen_` (users x items CSR of finished or rated titles), `user_items_` (users x items CSR of
@@ -297,11 +340,13 @@ class CandidateGenerator(abc.ABC):
     #: What a user with no usable history gets: "fallback" (a non-personal list), "profile"
     #: (scored from attributes), or "empty" (no rows; the blend's popularity quota covers them).
     cold_start: ClassVar[Literal["fallback", "profile", "empty"]] = "empty"
-    _registry: ClassVar[dict[str, type["CandidateGenerator"]]] = {}
+    #: Whether scores differ between members (popularity's do not: one ranking serves everyone).
+    personal: ClassVar[bool] = True
+    _classes: ClassVar[dict[str, type["CandidateGenerator"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        CandidateGenerator._registry[cls.__name__] = cls
+        CandidateGenerator._classes[cls.__name__] = cls  # the manifest names the class (blend included)
 
     # ----------------------------------------------------------- identity
     @property
@@ -322,12 +367,12 @@ class CandidateGenerator(abc.ABC):
         return out
 
     @classmethod
-    def _from_config(cls: type[G], config: dict[str, Any]) -> G:
+    def _from_config(cls: type[G], config: dict[str, Any], where: str) -> G:
         kwargs = {}
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key, value in config.items():
             if key not in fields:
-                raise DataError(f"unknown config key {key!r} for {cls.__name__}", file=MANIFEST)
+                raise ArtifactError(f"unknown config key {key!r} for {cls.__name__}", file=where)
             default = fields[key].default
             if dataclasses.is_dataclass(default) and isinstance(value, dict):
                 value = type(default)(**value)
@@ -347,12 +392,12 @@ class CandidateGenerator(abc.ABC):
         if self.name is not None and (not isinstance(self.name, str) or not self.name.isidentifier()):
             raise ValueError(f"name must be an identifier-like text (it becomes column names), got {self.name!r}")
         self._validate()
-        _last_scores().pop(id(self), None)  # scores remembered from before this fit are stale
         config = getattr(self, "interactions", None) or InteractionConfig()
         config.validate()
         interactions = Interactions.from_dataset(dataset, config)
         self._fit_catalogue(dataset, interactions)
         self._fit(dataset, interactions)
+        self._prepare()
         return self
 
     def _validate(self) -> None:
@@ -361,6 +406,17 @@ class CandidateGenerator(abc.ABC):
     @abc.abstractmethod
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
         """Set the generator's own fitted attributes (`interactions`: the weighted events)."""
+
+    def _prepare(self) -> None:
+        """Derive serving look-ups from the fitted state (after fit and after load)."""
+        self.user_lookup_ = IdIndex(self.user_ids_)
+        self.item_lookup_ = IdIndex(self.item_ids_)
+        known = self.users_.set_index("user_id").reindex(self.user_ids_)
+        self.user_attributes_ = {col: np.append(known[col].to_numpy(dtype=object) if col in known.columns
+                                                else np.full(len(known), None, dtype=object), None)
+                                 for col in USER_ATTRIBUTES}
+        for col, values in self.user_attributes_.items():
+            values[pd.isna(values)] = None
 
     def _fit_catalogue(self, dataset: Dataset, interactions: Interactions) -> None:
         items, users = dataset.items, dataset.users
@@ -400,50 +456,55 @@ class CandidateGenerator(abc.ABC):
         return hasattr(self, "item_ids_")
 
     # ----------------------------------------------------------- recommend
-    def _batch(self, ids: pd.Index, users: pd.DataFrame | None) -> UserBatch:
-        index = self.user_ids_.get_indexer(ids)
-        cached = getattr(self, "_attribute_arrays", None)
-        if cached is None or cached[0] is not self.users_:
-            known = self.users_.set_index("user_id").reindex(self.user_ids_)
-            arrays = {col: np.append(known[col].to_numpy(dtype=object) if col in known.columns
-                                     else np.full(len(known), None, dtype=object), None) for col in USER_ATTRIBUTES}
-            cached = (self.users_, arrays)
-            self._attribute_arrays = cached
-        attrs = {"user_id": ids.to_numpy(dtype=object)}
-        for col in USER_ATTRIBUTES:
-            attrs[col] = cached[1][col][index].copy()  # index -1 picks the trailing None
+    def batch(self, ids: Any, users: pd.DataFrame | None = None) -> UserBatch:
+        """The members `ids` (external) with their dense indices and attributes; `users` (user_id plus
+        age, gender, language, country) supplies or overrides attributes, e.g. of members who
+        signed up since fit."""
+        ids = np.asarray(ids, dtype=object)
+        index = self.user_lookup_.positions(ids)
+        attrs = {col: self.user_attributes_[col][index] for col in USER_ATTRIBUTES}  # -1 picks the trailing None
+        given = None
         if users is not None:
             if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
                 raise DataError("users must be a DataFrame with a user_id column", column="user_id")
-            given = users.assign(user_id=as_id_index(users["user_id"]).to_numpy())
-            given = given[given["user_id"].isin(ids)].drop_duplicates("user_id", keep="last")
-            if len(given):
-                rows = ids.get_indexer(given["user_id"])
+            wanted = IdIndex(ids)
+            supplied = users.assign(user_id=as_id_index(users["user_id"]).to_numpy())
+            supplied = supplied.drop_duplicates("user_id", keep="last")
+            rows = wanted.positions(supplied["user_id"].to_numpy())
+            supplied, rows = supplied[rows >= 0], rows[rows >= 0]
+            if len(rows):
+                given = np.zeros(len(ids), dtype=bool)
                 for col in USER_ATTRIBUTES:
-                    if col in given.columns:
-                        values = given[col].to_numpy(dtype=object)
+                    if col in supplied.columns:
+                        values = supplied[col].to_numpy(dtype=object)
                         present = pd.notna(values)
                         attrs[col][rows[present]] = values[present]
-        return UserBatch(ids=ids.to_numpy(dtype=object), index=index.astype(np.int64),
-                         attributes=pd.DataFrame(attrs))
-
-    def _ages(self, batch: UserBatch) -> np.ndarray:
-        return pd.to_numeric(batch.attributes["age"], errors="coerce").to_numpy(dtype=float)
+                        given[rows[present]] = True
+        return UserBatch(ids=ids, index=index, attributes=attrs, given=given)
 
     def _mask(self, scores: np.ndarray, batch: UserBatch, exclude_seen: bool, available: np.ndarray) -> None:
         """In place: -inf for unavailable, age-inappropriate and (optionally) already finished titles."""
         scores[:, ~available] = -np.inf
-        ages = self._ages(batch)
+        ages = batch.ages()
         has_age = ~np.isnan(ages)
         if has_age.any() and self.item_min_age_.any():
-            too_young = ages[has_age, None] < self.item_min_age_[None, :]
-            rows = scores[has_age]
-            rows[too_young] = -np.inf
-            scores[has_age] = rows
+            rows = np.flatnonzero(has_age)
+            too_young = ages[rows, None] < self.item_min_age_[None, :]
+            r, c = np.nonzero(too_young)
+            scores[rows[r], c] = -np.inf
         if exclude_seen and batch.known.any():
             rows = np.flatnonzero(batch.known)
-            seen = self.seen_[batch.index[rows]].tocoo()
-            scores[rows[seen.row], seen.col] = -np.inf
+            seen = self.seen_
+            pos, row = ragged_ranges(seen.indptr[batch.index[rows]], seen.indptr[batch.index[rows] + 1])
+            scores[rows[row], seen.indices[pos]] = -np.inf
+            added = getattr(self, "seen_added_", None)
+            if added is not None and len(added):  # finished since fit (mark_seen): (member, title) codes, sorted
+                n = len(self.item_ids_)
+                member = batch.index[rows].astype(np.int64)
+                lo = np.searchsorted(added, member * n, side="left")
+                hi = np.searchsorted(added, (member + 1) * n, side="left")
+                pos, row = ragged_ranges(lo, hi)
+                scores[rows[row], added[pos] % n] = -np.inf
 
     def available_items(self, now: Any = None) -> np.ndarray:
         """Boolean mask over the catalogue: on the platform at `now` (every title when `now` is None)."""
@@ -484,31 +545,39 @@ class CandidateGenerator(abc.ABC):
         ids = pd.Index(pd.unique(as_id_index(user_ids).to_numpy()), dtype=object)
         return ids[ids != ""]
 
-    def recommend_arrays(self, ids: pd.Index, n: int = 100, exclude_seen: bool = True, now: Any = None,
+    def recommend_arrays(self, ids: Any, n: int = 100, exclude_seen: bool = True, now: Any = None,
                          users: pd.DataFrame | None = None) -> "RecommendationArrays":
         """`recommend` in dense indices: positions into `ids` and into `item_ids_` (for the blend)."""
-        self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        available = self.available_items(now)
-        parts = []
-        for start in range(0, len(ids), _CHUNK):
-            batch = self._batch(ids[start:start + _CHUNK], users)
-            scores = np.asarray(self._score(batch), dtype=np.float64)
-            if scores.shape != (len(batch), len(self.item_ids_)):
-                raise RuntimeError(f"{type(self).__name__}._score returned shape {scores.shape}")
-            if len(ids) <= _CHUNK:  # remembered (per thread) so score_items of the same request reuses it
-                _last_scores()[id(self)] = (self, tuple(ids), users, scores.copy())
-            scores = np.where(np.isnan(scores), -np.inf, scores)
-            self._mask(scores, batch, exclude_seen, available)
-            top, top_scores = top_n(scores, int(n))
-            rows, cols = np.nonzero(np.isfinite(top_scores))
-            parts.append(RecommendationArrays(rows + start, top[rows, cols], top_scores[rows, cols],
-                                              (cols + 1).astype(np.int64)))
+        step = member_chunk(len(self.item_ids_))
+        parts = [self.select(self.batch(np.asarray(ids, dtype=object)[lo:lo + step], users), n, exclude_seen,
+                             self.available_items(now)).arrays for lo in range(0, len(ids), step)]
+        for k, lo in enumerate(range(0, len(ids), step)):
+            parts[k] = RecommendationArrays(parts[k].user + lo, parts[k].item, parts[k].score, parts[k].rank)
         if not parts:
             return RecommendationArrays.empty()
         return RecommendationArrays(*(np.concatenate([getattr(p, f) for p in parts])
                                       for f in ("user", "item", "score", "rank")))
+
+    def select(self, batch: UserBatch, n: int, exclude_seen: bool, available: np.ndarray) -> SourceResult:
+        """This source's top-`n` for one batch, with the raw scores (for the ranker's source features)."""
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        raw = np.asarray(self._score(batch), dtype=np.float64)
+        if raw.shape != (len(batch), len(self.item_ids_)):
+            raise RuntimeError(f"{type(self).__name__}._score returned shape {raw.shape}")
+        scores = np.where(np.isnan(raw), -np.inf, raw)
+        self._mask(scores, batch, exclude_seen, available)
+        if not self.personal and len(scores):  # one ranking for everyone: order the titles once
+            order = np.argsort(-np.where(np.isnan(raw[0]), -np.inf, raw[0]), kind="stable")
+            rows, items, values = top_n_shared(scores, order, int(n))
+            first = np.searchsorted(rows, rows, side="left")
+            return SourceResult(RecommendationArrays(rows, items, values,
+                                                     (np.arange(len(rows)) - first + 1).astype(np.int64)), raw)
+        top, top_scores = top_n(scores, int(n))
+        rows, cols = np.nonzero(np.isfinite(top_scores))
+        return SourceResult(RecommendationArrays(rows, top[rows, cols], top_scores[rows, cols],
+                                                 (cols + 1).astype(np.int64)), raw)
 
     def score_items(self, user_ids: Any, users: pd.DataFrame | None = None) -> pd.DataFrame:
         """Raw scores of every title for each user (users x items, external ids; -inf = no opinion).
@@ -517,11 +586,7 @@ class CandidateGenerator(abc.ABC):
         """
         self._check_fitted()
         ids = pd.Index(pd.unique(as_id_index(user_ids).to_numpy()), dtype=object)
-        last = _last_scores().get(id(self))
-        if last is not None and last[0] is self and last[2] is users and last[1] == tuple(ids):
-            scores = last[3]
-        else:
-            scores = np.asarray(self._score(self._batch(ids, users)), dtype=np.float64)
+        scores = np.asarray(self._score(self.batch(ids.to_numpy(dtype=object), users)), dtype=np.float64)
         return pd.DataFrame(scores, index=pd.Index(ids, name="user_id"), columns=self.item_ids_)
 
     @abc.abstractmethod
@@ -531,43 +596,57 @@ class CandidateGenerator(abc.ABC):
     def mark_seen(self, user_ids: Any, item_ids: Any) -> "CandidateGenerator":
         """Record that these (member, title) pairs were finished since fit, so `exclude_seen` drops them.
 
-        Nothing learned changes (no re-training). `seen_` is replaced, not modified in place, so a
-        `copy.copy` of a fitted generator can observe without touching the original. Pairs with a
-        member or title this generator does not know are ignored.
+        Nothing learned changes (no re-training). The pairs go to `seen_added_` (sorted member x title
+        codes), which is replaced, not modified in place, so a `copy.copy` of a fitted generator can
+        observe without touching the original. Pairs with a member or title this generator does not
+        know are ignored.
         """
         self._check_fitted()
-        u = self.user_ids_.get_indexer(as_id_index(user_ids))
-        i = self.item_ids_.get_indexer(as_id_index(item_ids))
+        u = self.user_lookup_.positions(as_id_index(user_ids).to_numpy())
+        i = self.item_lookup_.positions(as_id_index(item_ids).to_numpy())
         ok = (u >= 0) & (i >= 0)
         if ok.any():
-            extra = sp.csr_matrix((np.ones(int(ok.sum())), (u[ok], i[ok])), shape=self.seen_.shape)
-            self.seen_ = ((self.seen_ + extra) > 0).astype(np.float64).tocsr()
+            codes = u[ok] * len(self.item_ids_) + i[ok]
+            old = getattr(self, "seen_added_", None)
+            self.seen_added_ = np.union1d(old, codes) if old is not None else np.unique(codes)
         return self
+
+    def seen_matrix(self) -> sp.csr_matrix:
+        """Users x items, 1 where the member finished (or rated) the title: at fit, or since (mark_seen)."""
+        self._check_fitted()
+        added = getattr(self, "seen_added_", None)
+        if added is None or len(added) == 0:
+            return self.seen_
+        n = len(self.item_ids_)
+        extra = sp.csr_matrix((np.ones(len(added)), (added // n, added % n)), shape=self.seen_.shape)
+        return ((self.seen_ + extra) > 0).astype(np.float64).tocsr()
 
     # ------------------------------------------------------------- persist
     def _state(self) -> dict[str, np.ndarray]:
         """The generator's own fitted arrays (numeric or fixed-width text only)."""
         return {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], path: Path) -> None:
-        """Restore what `_state` (and `_save_extra`) wrote."""
+    def _set_state(self, arrays: dict[str, np.ndarray], component: Component) -> None:
+        """Restore what `_state` (and `_extra_files`) wrote."""
 
-    def _save_extra(self, path: Path) -> None:
-        """Write files beyond arrays.npz (e.g. safetensors weights); atomically."""
+    def _extra_files(self) -> dict[str, bytes]:
+        """Files beyond arrays.npz and users.parquet (e.g. safetensors weights)."""
+        return {}
+
+    def _save_parts(self, folder: Path) -> list[str]:
+        """Write sub-components (the blend's sources) into `folder`; returns their files for the manifest."""
+        return []
 
     def _fitted_summary(self) -> dict[str, Any]:
         return {}
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted generator to folder `path`: manifest.json, arrays.npz, users.parquet (+ extras).
-
-        Every file is written through a temp file and renamed; the manifest comes last, so a
-        folder with a manifest is complete.
-        """
+        """Write the fitted generator to folder `path` as one component: arrays.npz, users.parquet (+ extras),
+        and a manifest with every file's checksum (written last: a folder with a manifest is complete)."""
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        seen, ui = self.seen_.tocsr(), self.user_items_.tocsr()
+        seen, ui = self.seen_matrix().tocsr(), self.user_items_.tocsr()
         arrays = {
             "item_ids": np.asarray(self.item_ids_.to_numpy(), dtype=str),
             "item_titles": np.asarray(self.item_titles_, dtype=str),
@@ -583,16 +662,15 @@ class CandidateGenerator(abc.ABC):
         if clash:
             raise RuntimeError(f"state names clash with the base arrays: {sorted(clash)}")
         arrays.update(own)
-        _write_npz(folder / ARRAYS, arrays)
         users = self.users_.copy()
         for col in users.columns:
             if col != "age":
                 users[col] = users[col].astype("string")
-        _write_parquet(folder / USERS_FILE, users)
-        self._save_extra(folder)
-        manifest = {
-            "format": "recsys.candidates",
-            "version": FORMAT_VERSION,
+        buf = io.BytesIO()
+        users.to_parquet(buf, index=False)
+        files = {ARRAYS: npz_bytes(**arrays), USERS_FILE: buf.getvalue(), **self._extra_files()}
+        parts = self._save_parts(folder)
+        write_component(folder, FORMAT, FORMAT_VERSION, files, {
             "class": type(self).__name__,
             "source": self.source_name,
             "config": self.get_config(),
@@ -602,53 +680,50 @@ class CandidateGenerator(abc.ABC):
             "n_users": int(len(self.user_ids_)),
             "n_items": int(len(self.item_ids_)),
             "fitted": self._fitted_summary(),
-        }
-        _write_json(folder / MANIFEST, manifest)
+        }, written=parts)
         return folder
 
     @classmethod
     def load(cls: type[G], path: str | Path) -> G:
-        """Read a folder written by `save` (never unpickles anything)."""
-        folder = Path(path)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise DataError("no saved candidate generator here (manifest.json missing)", file=str(folder))
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise DataError(f"unreadable manifest ({err})", file=str(manifest_path)) from err
-        if manifest.get("format") != "recsys.candidates" or manifest.get("version") != FORMAT_VERSION:
-            raise DataError(f"not a recsys.candidates v{FORMAT_VERSION} artifact", file=str(manifest_path))
-        if manifest.get("class") == "TwoTowerGenerator":
-            from . import two_tower  # noqa: F401  (registers the class; torch is imported only now)
-        klass = CandidateGenerator._registry.get(manifest.get("class", ""))
+        """Read a folder written by `save` (checksums verified; never unpickles anything)."""
+        component = read_component(path, FORMAT, FORMAT_VERSION)
+        where = str(component.folder / "manifest.json")
+        if component.get("class") == "TwoTowerGenerator":
+            from . import two_tower  # noqa: F401  (defines the class; torch is imported only now)
+        klass = CandidateGenerator._classes.get(component.get("class", ""))
         if klass is None:
-            raise DataError(f"unknown generator class {manifest.get('class')!r}", file=str(manifest_path))
+            raise ArtifactError(f"unknown generator class {component.get('class')!r}", file=where)
         if cls is not CandidateGenerator and not issubclass(klass, cls):
-            raise DataError(f"this folder holds a {klass.__name__}, not a {cls.__name__}", file=str(manifest_path))
-        obj = klass._from_config(manifest["config"])
-        with np.load(folder / ARRAYS, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        obj.item_ids_ = pd.Index(arrays["item_ids"].astype(object), name="item_id")
-        obj.item_titles_ = arrays["item_titles"].astype(str)
-        obj.item_added_ = arrays["item_added"].view("datetime64[ns]")
-        obj.item_min_age_ = arrays["item_min_age"]
-        users = pd.read_parquet(folder / USERS_FILE)
-        for col in users.columns:
-            if col != "age":
-                users[col] = users[col].astype(object).where(users[col].notna(), None)
-        obj.users_ = users
-        obj.user_ids_ = pd.Index(users["user_id"].astype(object), name="user_id")
-        n_users, n_items = len(obj.user_ids_), len(obj.item_ids_)
-        indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
-        obj.seen_ = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n_users, n_items))
-        obj.user_items_ = sp.csr_matrix((arrays["ui_data"], arrays["ui_indices"], arrays["ui_indptr"]),
-                                        shape=(n_users, n_items))
-        obj.feedback_ = manifest["feedback"]
-        ref = manifest.get("reference_time")
-        obj.reference_time_ = pd.Timestamp(ref) if ref else pd.NaT
-        obj.fitted_on_ = manifest.get("data_fingerprint")
-        obj._set_state(arrays, folder)
+            raise ArtifactError(f"this folder holds a {klass.__name__}, not a {cls.__name__}", file=where)
+        obj = klass._from_config(component["config"], where)
+        arrays = read_npz(component.read(ARRAYS), (), str(component.folder / ARRAYS))
+        try:
+            obj.item_ids_ = pd.Index(arrays["item_ids"].astype(object), name="item_id")
+            obj.item_titles_ = arrays["item_titles"].astype(str)
+            obj.item_added_ = arrays["item_added"].view("datetime64[ns]")
+            obj.item_min_age_ = arrays["item_min_age"]
+            users = pd.read_parquet(io.BytesIO(component.read(USERS_FILE)))
+            for col in users.columns:
+                if col != "age":
+                    users[col] = users[col].astype(object).where(users[col].notna(), None)
+            obj.users_ = users
+            obj.user_ids_ = pd.Index(users["user_id"].astype(object), name="user_id")
+            n_users, n_items = len(obj.user_ids_), len(obj.item_ids_)
+            indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
+            obj.seen_ = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n_users, n_items))
+            obj.user_items_ = sp.csr_matrix((arrays["ui_data"], arrays["ui_indices"], arrays["ui_indptr"]),
+                                            shape=(n_users, n_items))
+            obj.feedback_ = component["feedback"]
+            ref = component.get("reference_time")
+            obj.reference_time_ = pd.Timestamp(ref) if ref else pd.NaT
+            obj.fitted_on_ = component.get("data_fingerprint")
+            obj._set_state(arrays, component)
+            obj._prepare()
+        except ArtifactError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError) as err:
+            raise ArtifactError(f"could not restore the {klass.__name__} ({type(err).__name__}: {err})",
+                                file=str(component.folder)) from err
         return obj
 
 
@@ -674,7 +749,17 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
             part[rows] = np.lexsort((cols, -scores[rows]), axis=1)[:, :k]
     else:
         part = np.broadcast_to(np.arange(m), (b, m)).copy()
+    part = np.sort(part, axis=1)  # index order: a stable sort by score then breaks ties by the lower index
     vals = np.take_along_axis(scores, part, 1)
-    order = np.lexsort((part, -vals), axis=1)
-    idx = np.take_along_axis(part, order, 1)
-    return idx.astype(np.int64), np.take_along_axis(vals, order, 1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1).astype(np.int64), np.take_along_axis(vals, order, 1)
+
+
+def top_n_shared(scores: np.ndarray, order: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`top_n` for rows that rank titles in one shared `order` (best first) and differ only by masked (-inf)
+    titles: each row's first `n` finite titles in that order. Returns (row, column, score) of the kept cells."""
+    ranked = scores[:, order]
+    finite = np.isfinite(ranked)
+    place = np.cumsum(finite, axis=1)
+    rows, cols = np.nonzero(finite & (place <= n))
+    return rows, order[cols], ranked[rows, cols]

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ..data.dataset import Dataset
 from ..data.errors import DataError
-from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, as_id_index
+from .base import SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch, as_id_index, blocked_matmul
 from .popularity import decayed_popularity
 
 __all__ = ["ALSGenerator", "BPRGenerator", "EASEGenerator", "ItemKNNGenerator", "ItemToItemMixin"]
@@ -53,19 +53,21 @@ class _FactorModel(CandidateGenerator):
         rows = np.flatnonzero(batch.known)
         rows = rows[self.has_history_[batch.index[rows]]]
         if len(rows):
-            scores = self.user_factors_[batch.index[rows]] @ self.item_factors_.T
-            scores[:, ~self._item_seen()] = -np.inf
+            scores = blocked_matmul(self.user_factors_[batch.index[rows]], self.item_factors_t_)
+            scores[:, ~self.item_trained_] = -np.inf
             out[rows] = scores
         return out
 
-    def _item_seen(self) -> np.ndarray:
-        return np.diff(self.user_items_.tocsc().indptr) > 0
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.item_factors_t_ = np.ascontiguousarray(self.item_factors_.T)
+        self.item_trained_ = np.diff(self.user_items_.tocsc().indptr) > 0
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
                 "has_history": self.has_history_}
 
-    def _set_state(self, arrays, path) -> None:
+    def _set_state(self, arrays, component) -> None:
         self.user_factors_ = arrays["user_factors"]
         self.item_factors_ = arrays["item_factors"]
         self.has_history_ = arrays["has_history"].astype(bool)
@@ -80,6 +82,7 @@ def _quiet_fit(make_model, matrix: sp.csr_matrix):
     return model
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class ALSGenerator(_FactorModel):
     """Implicit-feedback ALS (Hu, Koren & Volinsky): confidence 1 + alpha * weight, `factors` dimensions.
@@ -119,6 +122,7 @@ class ALSGenerator(_FactorModel):
         self.has_history_ = np.diff(matrix.indptr) > 0
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class BPRGenerator(_FactorModel):
     """Bayesian Personalised Ranking (pairwise loss, SGD) on the titles each user interacted with.
@@ -235,6 +239,7 @@ class ItemToItemMixin:
         })
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class EASEGenerator(ItemToItemMixin, CandidateGenerator):
     """EASE (Steck 2019): closed-form item-item weights B = I - P / diag(P), P = (X'X + lambda I)^-1, diag(B) = 0.
@@ -285,13 +290,14 @@ class EASEGenerator(ItemToItemMixin, CandidateGenerator):
         h = self.history_matrix_
         return {"item_weights": self.item_weights_, "h_indptr": h.indptr, "h_indices": h.indices, "h_data": h.data}
 
-    def _set_state(self, arrays, path) -> None:
+    def _set_state(self, arrays, component) -> None:
         self.item_weights_ = arrays["item_weights"]
         shape = (len(self.user_ids_), len(self.item_ids_))
         self.history_matrix_ = sp.csr_matrix((arrays["h_data"], arrays["h_indices"], arrays["h_indptr"]), shape=shape)
         self.has_history_ = np.diff(self.history_matrix_.indptr) > 0
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class ItemKNNGenerator(ItemToItemMixin, CandidateGenerator):
     """Item-kNN: cosine similarity between titles' audiences (shrunk by `shrink`), `neighbours` kept per title.
@@ -349,7 +355,7 @@ class ItemKNNGenerator(ItemToItemMixin, CandidateGenerator):
         return {"h_indptr": h.indptr, "h_indices": h.indices, "h_data": h.data,
                 "s_indptr": s.indptr, "s_indices": s.indices, "s_data": s.data}
 
-    def _set_state(self, arrays, path) -> None:
+    def _set_state(self, arrays, component) -> None:
         shape = (len(self.user_ids_), len(self.item_ids_))
         n = len(self.item_ids_)
         self.history_matrix_ = sp.csr_matrix((arrays["h_data"], arrays["h_indices"], arrays["h_indptr"]), shape=shape)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data.dataset import Dataset
-from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, list_cells, top_n
+from .base import SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch, blocked_matmul, list_cells, top_n
 from .popularity import decayed_popularity
 
 __all__ = ["ContentGenerator", "AGE_BANDS", "age_band"]
@@ -60,6 +59,7 @@ def _multi_hot(cells: list[list[str]], vocab: list[str] | None = None) -> tuple[
     return mat * idf[None, :], vocab
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class ContentGenerator(CandidateGenerator):
     """Cosine match between member and title profiles (+ a small public-rating prior).
@@ -193,20 +193,21 @@ class ContentGenerator(CandidateGenerator):
         return _normalise_rows(means[mask].mean(axis=0, keepdims=True))[0]
 
     # ----------------------------------------------------------------- score
-    def _priors(self, attributes: pd.DataFrame) -> np.ndarray:
-        """Demographic prior profile per row of `attributes`: mean of its age-band and language priors."""
-        n = len(attributes)
-        band = age_band(pd.to_numeric(attributes["age"], errors="coerce").to_numpy(dtype=float))
+    def _priors(self, batch: UserBatch) -> np.ndarray:
+        """Demographic prior profile per member: mean of its age-band and language priors."""
+        n = len(batch)
+        band = age_band(batch.ages())
         band_part = np.where((band >= 0)[:, None], self.band_priors_[np.maximum(band, 0)], self.global_prior_[None, :])
-        langs = attributes["language"].astype(object).where(attributes["language"].notna(), "").astype(str).to_numpy()
-        pos = pd.Index(self.languages_).get_indexer(langs) if len(self.languages_) else np.full(n, -1)
+        lookup = self.language_lookup_
+        pos = np.array([lookup.get(v, -1) for v in batch.texts("language")], dtype=np.int64) if n else \
+            np.zeros(0, dtype=np.int64)
         lang_part = np.where((pos >= 0)[:, None], self.language_priors_[np.maximum(pos, 0)] if len(self.languages_)
                              else 0.0, self.global_prior_[None, :])
         return _normalise_rows(band_part + lang_part)
 
     def user_profiles(self, batch: UserBatch) -> np.ndarray:
         """Shrunk profile per member: (sum of weighted history + k * prior) / (mass + k)."""
-        prior = self._priors(batch.attributes)
+        prior = self._priors(batch)
         sums = np.zeros_like(prior)
         mass = np.zeros(len(batch))
         known = np.flatnonzero(batch.known)
@@ -217,10 +218,15 @@ class ContentGenerator(CandidateGenerator):
 
     def _score(self, batch: UserBatch) -> np.ndarray:
         profiles = self.user_profiles(batch)
-        scores = _normalise_rows(profiles) @ self.item_profiles_.T + self.item_prior_[None, :]
+        scores = blocked_matmul(_normalise_rows(profiles), self.item_profiles_t_) + self.item_prior_[None, :]
         empty = ~np.any(profiles != 0, axis=1)
         scores[empty] = -np.inf
         return scores
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.item_profiles_t_ = np.ascontiguousarray(self.item_profiles_.T)
+        self.language_lookup_ = {str(v): k for k, v in enumerate(self.languages_)}
 
     # ----------------------------------------------------------- onboarding
     def _find_titles(self, liked: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -358,7 +364,7 @@ class ContentGenerator(CandidateGenerator):
             state[f"vocab_{name}"] = np.asarray(vocab, dtype=str)
         return state
 
-    def _set_state(self, arrays, path: Path) -> None:
+    def _set_state(self, arrays, component) -> None:
         for key in ("item_profiles", "item_prior", "text_mean", "user_sums", "user_mass", "global_prior",
                     "band_priors", "language_priors"):
             setattr(self, f"{key}_", arrays[key])

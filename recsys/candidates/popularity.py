@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch
+from .base import SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch
 
 __all__ = ["PopularityGenerator", "decayed_popularity"]
 
@@ -30,6 +30,7 @@ def decayed_popularity(interactions: Interactions, reference: pd.Timestamp, wind
     return np.bincount(interactions.item, weights=weight, minlength=interactions.n_items).astype(np.float64)
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class PopularityGenerator(CandidateGenerator):
     """Score_i = sum over events of title i in the last `window_days` of weight * 0.5 ** (age / half_life).
@@ -45,8 +46,9 @@ class PopularityGenerator(CandidateGenerator):
     half_life_days: float | None = 7.0
     interactions: InteractionConfig = InteractionConfig(duration=False)
 
-    source = "popular"
+    source = "popularity"
     cold_start = "fallback"
+    personal = False
 
     def _validate(self) -> None:
         for name in ("window_days", "half_life_days"):
@@ -65,5 +67,5 @@ class PopularityGenerator(CandidateGenerator):
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_scores": self.item_scores_}
 
-    def _set_state(self, arrays, path) -> None:
+    def _set_state(self, arrays, component) -> None:
         self.item_scores_ = arrays["item_scores"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,9 @@ from torch import nn
 
 from ..data.dataset import Dataset
 from ..data.errors import DataError
-from ..artifacts import atomic_write
-from .base import CandidateGenerator, InteractionConfig, Interactions, UserBatch, list_cells
+from ..errors import ArtifactError
+from .base import BLOCK_ROWS, SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch, blocked_matmul, \
+    list_cells
 from .content import AGE_BANDS, age_band
 from .popularity import decayed_popularity
 
@@ -83,6 +83,7 @@ class UserTower(nn.Module):
         return nn.functional.normalize(self.mlp(torch.cat([features, history], dim=-1)) + self.skip(history), dim=-1)
 
 
+@SOURCES.register
 @dataclass(eq=False)
 class TwoTowerGenerator(CandidateGenerator):
     """Two-tower retrieval. Scores are cosine(user vector, item vector) / temperature.
@@ -181,11 +182,11 @@ class TwoTowerGenerator(CandidateGenerator):
                 blocks.append((emb @ vt[:k].T / max(sing[0], 1e-12) * math.sqrt(len(emb))).astype(np.float32))
         return np.hstack(blocks).astype(np.float32)
 
-    def _user_features(self, attributes: pd.DataFrame) -> np.ndarray:
-        band = age_band(pd.to_numeric(attributes["age"], errors="coerce").to_numpy(dtype=float))
+    def _user_features(self, batch: UserBatch) -> np.ndarray:
+        band = age_band(batch.ages())
         blocks = [np.eye(len(AGE_BANDS) + 1, dtype=np.float32)[np.where(band >= 0, band, len(AGE_BANDS))]]
         for col in _CATEGORICAL_USER:
-            blocks.append(_one_hot(_texts(attributes[col]), self.user_vocab_[col]))
+            blocks.append(_one_hot(batch.texts(col), self.user_vocab_[col]))
         return np.hstack(blocks)
 
     # ------------------------------------------------------------------- fit
@@ -204,7 +205,10 @@ class TwoTowerGenerator(CandidateGenerator):
         attrs = self.users_.reindex(columns=["user_id", *("age", "gender", "language", "country")])
         self.user_vocab_ = {col: sorted(set(_texts(attrs[col])) - {""}) for col in _CATEGORICAL_USER}
         item_x = torch.from_numpy(self._item_features(dataset, interactions)).to(device)
-        user_x = torch.from_numpy(self._user_features(attrs)).to(device)
+        members = UserBatch(ids=attrs["user_id"].to_numpy(dtype=object), index=np.arange(len(attrs)),
+                            attributes={c: attrs[c].to_numpy(dtype=object) for c in ("age", "gender", "language",
+                                                                                     "country")})
+        user_x = torch.from_numpy(self._user_features(members)).to(device)
         X = self.user_items_.tocsr().astype(np.float32)
         n_users, n_items = X.shape
         self.item_tower_ = ItemTower(item_x.shape[1], n_items, self.hidden, self.dim).to(device)
@@ -262,15 +266,31 @@ class TwoTowerGenerator(CandidateGenerator):
     # ----------------------------------------------------------------- score
     @torch.no_grad()
     def user_vectors(self, batch: UserBatch) -> np.ndarray:
-        """The user tower's output for a batch (history for known members, zeros for the rest)."""
-        feats = torch.from_numpy(self._user_features(batch.attributes))
+        """The user tower's output for a batch (history for known members, zeros for the rest).
+
+        The tower runs on blocks of BLOCK_ROWS members, so a member's vector is the same bits
+        whether asked for alone or in a batch.
+        """
+        feats = self._user_features(batch)
         history = np.zeros((len(batch), self.dim), dtype=np.float32)
         known = np.flatnonzero(batch.known)
         history[known] = self.user_history_[batch.index[known]]
-        return self.user_tower_(feats, torch.from_numpy(history)).numpy()
+        n = len(batch)
+        size = -(-n // BLOCK_ROWS) * BLOCK_ROWS
+        feats = np.vstack([feats, np.zeros((size - n, feats.shape[1]), dtype=np.float32)])
+        history = np.vstack([history, np.zeros((size - n, self.dim), dtype=np.float32)])
+        out = np.empty((size, self.dim), dtype=np.float32)
+        for lo in range(0, size, BLOCK_ROWS):
+            out[lo:lo + BLOCK_ROWS] = self.user_tower_(torch.from_numpy(feats[lo:lo + BLOCK_ROWS]),
+                                                       torch.from_numpy(history[lo:lo + BLOCK_ROWS])).numpy()
+        return out[:n]
 
     def _score(self, batch: UserBatch) -> np.ndarray:
-        return (self.user_vectors(batch) @ self.item_vectors_.T).astype(np.float64) / self.temperature
+        return blocked_matmul(self.user_vectors(batch), self.item_vectors_t_).astype(np.float64) / self.temperature
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.item_vectors_t_ = np.ascontiguousarray(self.item_vectors_.T)
 
     # ----------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:
@@ -281,15 +301,16 @@ class TwoTowerGenerator(CandidateGenerator):
                                             - self.dim], dtype=np.int64)
         return state
 
-    def _save_extra(self, path: Path) -> None:
-        from safetensors.torch import save_file
+    def _extra_files(self) -> dict[str, bytes]:
+        from safetensors.torch import save
 
         tensors = {f"item.{k}": v.detach().cpu().contiguous() for k, v in self.item_tower_.state_dict().items()}
         tensors.update({f"user.{k}": v.detach().cpu().contiguous() for k, v in self.user_tower_.state_dict().items()})
-        atomic_write(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        return {WEIGHTS_FILE: save(tensors)}
 
-    def _set_state(self, arrays: dict[str, Any], path: Path) -> None:
-        from safetensors.torch import load_file
+    def _set_state(self, arrays: dict[str, Any], component) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load
 
         self.item_vectors_ = arrays["item_vectors"]
         self.user_history_ = arrays["user_history"]
@@ -297,8 +318,12 @@ class TwoTowerGenerator(CandidateGenerator):
         n_item_features, n_user_features = (int(v) for v in arrays["tower_shapes"])
         self.item_tower_ = ItemTower(n_item_features, len(self.item_ids_), self.hidden, self.dim)
         self.user_tower_ = UserTower(n_user_features, len(self.item_ids_), self.dim, self.hidden)
-        tensors = load_file(str(path / WEIGHTS_FILE))
-        self.item_tower_.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("item.")})
-        self.user_tower_.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("user.")})
+        try:
+            tensors = load(component.read(WEIGHTS_FILE))
+            self.item_tower_.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("item.")})
+            self.user_tower_.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("user.")})
+        except (SafetensorError, RuntimeError) as err:
+            raise ArtifactError(f"the tower weights do not fit the model ({err})",
+                                file=str(component.folder / WEIGHTS_FILE)) from err
         self.item_tower_.eval()
         self.user_tower_.eval()

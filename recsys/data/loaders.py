@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts import atomic_write
+from ..atomic import atomic_write
 from .dataset import Dataset, LoadReport, _hashable
 from .errors import DataError
 from .schema import SCHEMAS, TableSchema
@@ -28,6 +28,7 @@ __all__ = [
     "load_table_folder",
     "read_parquet_folder",
     "sample_data_dir",
+    "world_of",
     "save_dataset",
     "split_title_year",
 ]
@@ -40,6 +41,21 @@ _LIST_SEPARATOR = "|"
 
 
 # --------------------------------------------------------------------------- specs
+def world_of(spec: str):
+    """The simulated world behind a data spec (the sample, or a folder `recsys generate` wrote), else None."""
+    from .synthetic import load_world
+
+    if spec == "sample":
+        folder = sample_data_dir()
+    elif spec.startswith(("parquet:", "csv:")):
+        folder = Path(spec.split(":", 1)[1]).expanduser()
+    else:
+        return None
+    if not (folder / "world.json").exists():
+        return None
+    return load_world(folder)
+
+
 def sample_data_dir() -> Path:
     """The shipped sample folder: $RECSYS_SAMPLE_DATA if set, else `sample_data/` beside the package."""
     env = os.environ.get("RECSYS_SAMPLE_DATA")

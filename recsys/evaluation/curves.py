@@ -132,7 +132,7 @@ def holdout_curves(dataset: Dataset, rankers: Sequence[str] = ("logistic",), tes
     models = {rankers[0]: base}
     for k, name in enumerate(rankers[1:]):
         say(f"ranker {name}", 0.7 + 0.1 * k / max(1, len(rankers) - 1))
-        models[name] = Recommender(replace(base_config, ranker=name)).fit(train, reuse=base)
+        models[name] = base.with_ranker(name)
 
     say("held-out rows: candidates at the cut, labeled by the window", 0.8)
     window = dataset.between(cut, None).events

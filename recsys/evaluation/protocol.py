@@ -24,7 +24,7 @@ from ..labels import POSITIVE, LabelConfig, label_events
 from ..splits import TimeSeriesCV, stratified_split
 
 __all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "RandomPolicy", "GeneratorPolicy",
-           "RecommenderPolicy", "OraclePolicy", "segment_users"]
+           "RecommenderPolicy", "SharedStages", "OraclePolicy", "segment_users"]
 
 
 @dataclass
@@ -154,35 +154,65 @@ class GeneratorPolicy:
         return self.model_.recommend(user_ids, n=k, now=now, users=users)[["user_id", "item_id", "rank", "score"]]
 
 
+class SharedStages:
+    """What pipelines that differ only in their ranker share within one evaluation: the fitted candidate
+    stage and features per training set (fit once, each ranker on the same rows), and the last batch of
+    prepared candidate rows (built once, ranked by each)."""
+
+    def __init__(self) -> None:
+        self._fitted: list[tuple[Any, str, Any]] = []  # (training data, configuration without ranker, model)
+        self._prepared: tuple[Any, tuple, Any, Any, list] | None = None
+
+    @staticmethod
+    def _key(config) -> str:
+        return repr(sorted(dict(config.to_json(), ranker=None, ranker_params={}).items()))
+
+    def model(self, config, train: Dataset):
+        """A Recommender with `config` fitted on `train`, sharing an earlier one's stages where it can."""
+        from ..pipeline import Recommender
+
+        key = self._key(config)
+        for data, k, model in self._fitted:
+            if data is train and k == key:
+                return model.with_ranker(config.ranker, config.ranker_params)
+        model = Recommender(config).fit(train)
+        if config.ranker is not None:
+            self._fitted = [(d, k, m) for d, k, m in self._fitted if d is train] + [(train, key, model)]
+        return model
+
+    def prepared(self, model, user_ids, now, users):
+        """The candidate rows of these members at `now` for `model`'s candidate stage (the last batch is kept)."""
+        key = tuple(user_ids)
+        held = self._prepared
+        if held is not None and held[0] is model.generators_ and held[1] == key and held[2] == now \
+                and held[3] is users:
+            return held[4]
+        rows = model.prepare(user_ids, {"now": now}, users)
+        self._prepared = (model.generators_, key, now, users, rows)
+        return rows
+
+
 class RecommenderPolicy:
     """The full two-stage pipeline with a given configuration.
 
-    Policies given the same `shared` dict reuse each other's candidates and training rows on the
+    Policies given the same `shared` stages reuse each other's candidates and training rows on the
     same training data when their configurations differ only in the ranker.
     """
 
-    def __init__(self, config, shared: dict | None = None) -> None:
+    def __init__(self, config, shared: SharedStages | None = None) -> None:
         self.config = config
         self.shared = shared
 
     def fit(self, train: Dataset) -> "RecommenderPolicy":
         from ..pipeline import Recommender
 
-        key = None
-        if self.shared is not None:
-            base = dict(self.config.to_json(), ranker=None, ranker_params={})
-            key = (id(train), repr(sorted(base.items())))
-            earlier = self.shared.get(key)
-            if earlier is not None and earlier.history_ is train and self.config.ranker is not None:
-                self.model_ = Recommender(self.config).fit(train, reuse=earlier)
-                return self
-        self.model_ = Recommender(self.config).fit(train)
-        if key is not None and self.config.ranker is not None:
-            self.shared[key] = self.model_
+        self.model_ = self.shared.model(self.config, train) if self.shared is not None else \
+            Recommender(self.config).fit(train)
         return self
 
     def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
-        return self.model_.recommend(user_ids, k=k, context={"now": now}, users=users)[
+        prepared = self.shared.prepared(self.model_, user_ids, now, users) if self.shared is not None else None
+        return self.model_.recommend(user_ids, k=k, context={"now": now}, users=users, prepared=prepared)[
             ["user_id", "item_id", "rank", "score"]]
 
     def score_rows(self, rows: pd.DataFrame) -> np.ndarray:

@@ -1,9 +1,14 @@
-"""Point-in-time features (user, context, media, user x media, sparse) and their descriptions."""
+"""Point-in-time features (user, context, media, user x media, sparse), each group in its own module."""
 
-from .builder import FeatureBuilder, FeatureTable, NotFittedError
+from ..errors import NotFittedError
+from .builder import FeatureBuilder
 from .context import context_features
+from .group import FeatureGroup
+from .history import History
 from .ragged import Ragged
+from .rows import Rows
 from .spec import Feature, FeatureSet
+from .table import Block, FeatureTable
 
-__all__ = ["Feature", "FeatureSet", "FeatureBuilder", "FeatureTable", "NotFittedError", "Ragged",
-           "context_features"]
+__all__ = ["Block", "Feature", "FeatureBuilder", "FeatureGroup", "FeatureSet", "FeatureTable", "History",
+           "NotFittedError", "Ragged", "Rows", "context_features"]

@@ -10,9 +10,7 @@ a directory of artifacts may come from a user.
 from __future__ import annotations
 
 import abc
-import hashlib
 import inspect
-import json
 import math
 import os
 from pathlib import Path
@@ -21,12 +19,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..artifacts import atomic_write_bytes
+from ..artifacts import json_bytes, read_component, read_json, read_npz, npz_bytes, write_component
 from ..data.errors import DataError
-from ..features import FeatureTable, NotFittedError, Ragged
+from ..errors import ArtifactError, NotFittedError
+from ..features import FeatureTable, Ragged
+from ..features.table import categorical_values
+from ..registry import Registry
 from ..training_table import TrainingTable
 
 __all__ = [
+    "RANKERS",
     "Ranker",
     "ArtifactError",
     "NotFittedError",
@@ -34,67 +36,27 @@ __all__ = [
     "IMPORTANCE_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
-    "MANIFEST",
     "load_ranker",
     "format_value",
     "time_holdout",
+    "json_bytes",
+    "npz_bytes",
+    "read_json",
+    "read_npz",
 ]
 
 FORMAT = "recsys.ranker"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+FORMAT_VERSION = 2
 EXPLANATION_COLUMNS: tuple[str, ...] = ("feature", "value", "contribution")
 IMPORTANCE_COLUMNS: tuple[str, ...] = ("feature", "importance")
 
 
-class ArtifactError(DataError):
-    """A saved ranker is missing, corrupted, of another kind or of an unknown format version."""
+def _load_rankers() -> None:
+    from . import linear, forest, boosting, deep  # noqa: F401,I001  (each registers its class, in this order)
 
 
-# ------------------------------------------------------------------ file helpers
-def json_bytes(obj: Any) -> bytes:
-    """Strict JSON (no NaN/Infinity) as UTF-8 bytes."""
-    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    """Arrays as an uncompressed .npz file in memory (numeric dtypes only: loadable without pickle)."""
-    import io
-
-    for name, a in arrays.items():
-        if np.asarray(a).dtype == object:
-            raise TypeError(f"array {name!r} has dtype object: npz must stay pickle-free")
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def read_npz(data: bytes, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
-    """Load an .npz from bytes with pickling disabled and check the arrays it must hold."""
-    import io
-
-    if not data.startswith(b"PK"):
-        raise ArtifactError(f"{what} is not an .npz archive", file=what)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # zipfile/ValueError/OSError: all mean "not a valid npz"
-        raise ArtifactError(f"{what} is not a readable .npz file ({exc})", file=what) from exc
-    missing = [k for k in required if k not in arrays]
-    if missing:
-        raise ArtifactError(f"{what} lacks arrays {missing}", file=what)
-    return arrays
-
-
-def read_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{what} is not valid JSON ({exc})", file=what) from exc
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+#: Rankers by name: configuration, command line, app pickers and the contract tests read it.
+RANKERS: Registry = Registry("ranker", loader=_load_rankers)
 
 
 def _jsonable(value: Any) -> Any:
@@ -202,19 +164,14 @@ def as_feature_table(features: Any) -> FeatureTable:
 class Ranker(abc.ABC):
     """Scores (member, title, moment) rows with P(watch).
 
-    Subclasses set `kind`, keep their constructor to plain attribute assignment and
-    implement `_fit`, `_predict`, `_explain`, `_importance`, `_files` and `_restore`.
+    Subclasses set `name` (their key in RANKERS, which they join with `@RANKERS.register`), keep
+    their constructor to plain attribute assignment and implement `_fit`, `_predict`,
+    `_explain`, `_importance`, `_files` and `_restore`.
     """
 
-    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
     explanation_method: ClassVar[str] = ""
     required_files: ClassVar[tuple[str, ...]] = ()
-    _registry: ClassVar[dict[str, type["Ranker"]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.kind:
-            Ranker._registry[cls.kind] = cls
 
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:
@@ -294,80 +251,49 @@ class Ranker(abc.ABC):
 
     # ---------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the model files and then `manifest.json` (each atomically) into `directory`."""
+        """Write the model files and then `manifest.json` with their checksums (each atomically) into `directory`."""
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        files = self._files()
-        for name, data in files.items():
-            atomic_write_bytes(directory / name, data)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "class": type(self).__name__,
-            "config": self.get_config(),
-            "features": self.features_,
-            "training": self.training_,
-            "versions": _versions(),
-            "files": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in files.items()},
-        }
-        atomic_write_bytes(directory / MANIFEST, json_bytes(manifest))
-        return directory
+        return write_component(directory, FORMAT, FORMAT_VERSION, self._files(), {
+            "name": self.name, "class": type(self).__name__, "config": self.get_config(),
+            "features": self.features_, "training": self.training_, "versions": _versions()})
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Ranker":
         """Read a ranker saved by `save`; `Ranker.load` accepts any kind, a subclass only its own."""
-        directory = Path(directory)
-        path = directory / MANIFEST
-        if not path.is_file():
-            raise ArtifactError(f"no {MANIFEST} in {str(directory)!r}: not a saved ranker", file=str(directory))
-        manifest = read_json(path.read_bytes(), str(path))
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise ArtifactError("not a recsys ranker manifest", file=str(path))
-        version = manifest.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ArtifactError(f"ranker format version {version!r} is not supported (this recsys reads "
-                                f"{FORMAT_VERSION})", file=str(path), hint="retrain, or load it with a matching recsys")
-        kind = manifest.get("kind")
-        klass = Ranker._registry.get(kind) if isinstance(kind, str) else None
+        component = read_component(directory, FORMAT, FORMAT_VERSION)
+        path = str(component.folder / "manifest.json")
+        name = component.get("name")
+        klass = RANKERS.get(name) if isinstance(name, str) and name in RANKERS else None
         if klass is None:
-            raise ArtifactError(f"unknown ranker kind {kind!r} (known: {sorted(Ranker._registry)})", file=str(path))
+            raise ArtifactError(f"unknown ranker {name!r} (known: {list(RANKERS.names())})", file=path)
         if cls is not Ranker and not issubclass(klass, cls):
-            raise ArtifactError(f"the artifact holds a {kind!r} ranker, not a {cls.kind or cls.__name__!r} one",
-                                file=str(path))
-        entries, features = manifest.get("files"), manifest.get("features")
-        if not isinstance(entries, dict) or not isinstance(features, dict) or not isinstance(manifest.get("config"), dict):
-            raise ArtifactError("manifest lacks its files, features or config", file=str(path))
-        files: dict[str, bytes] = {}
-        for name, entry in entries.items():
-            fpath = directory / name
-            if Path(name).name != name or not fpath.is_file():
-                raise ArtifactError(f"model file {name!r} listed in the manifest is missing", file=str(fpath))
-            data = fpath.read_bytes()
-            if not isinstance(entry, dict) or entry.get("sha256") != _sha256(data):
-                raise ArtifactError(f"model file {name!r} does not match its checksum in the manifest: "
-                                    "the file is corrupted or from another save", file=str(fpath))
-            files[name] = data
-        absent = [name for name in klass.required_files if name not in files]
+            raise ArtifactError(f"the artifact holds a {name!r} ranker, not a {cls.name or cls.__name__!r} one",
+                                file=path)
+        features, config = component.get("features"), component.get("config")
+        if not isinstance(features, dict) or not isinstance(config, dict):
+            raise ArtifactError("manifest lacks its features or config", file=path)
+        absent = [f for f in klass.required_files if not component.has(f)]
         if absent:
-            raise ArtifactError(f"the manifest lists no {absent} file(s), which a {kind} ranker needs", file=str(path))
+            raise ArtifactError(f"the manifest lists no {absent} file(s), which a {name} ranker needs", file=path)
+        files = {f: component.read(f) for f in component.manifest["files"]}
         params = inspect.signature(klass.__init__).parameters
         config = {k: tuple(v) if isinstance(v, list) and k in params and isinstance(params[k].default, tuple) else v
-                  for k, v in manifest["config"].items()}
+                  for k, v in config.items()}
         try:
             ranker = klass(**config)
         except TypeError as exc:
-            raise ArtifactError(f"the saved configuration does not fit {klass.__name__}: {exc}", file=str(path)) from exc
+            raise ArtifactError(f"the saved configuration does not fit {klass.__name__}: {exc}", file=path) from exc
         try:
             ranker.features_ = {k: list(v) for k, v in features.items()}
-            ranker.training_ = manifest.get("training") or {}
+            ranker.training_ = component.get("training") or {}
             ranker._restore(files)
-        except ArtifactError:
+        except ArtifactError as err:
+            if err.file and not os.path.isabs(err.file):  # name the damaged file with its folder
+                raise ArtifactError(err.problem, file=str(component.folder / err.file), hint=err.hint) from err
             raise
         except Exception as exc:  # anything else a damaged file can provoke
-            raise ArtifactError(f"could not restore the {kind} ranker: {type(exc).__name__}: {exc}",
-                                file=str(directory)) from exc
+            raise ArtifactError(f"could not restore the {name} ranker: {type(exc).__name__}: {exc}",
+                                file=str(component.folder)) from exc
         return ranker
 
     # ---------------------------------------------------------------- helpers for subclasses
@@ -382,7 +308,7 @@ class Ranker(abc.ABC):
             need_sparse = self.features_["sparse"]
         else:
             need, need_sparse = expected.dense + expected.categorical, []
-        missing = [c for c in need if c not in features.frame.columns]
+        missing = [c for c in need if c not in features]
         missing += [s for s in need_sparse if s not in features.sparse]
         if missing:
             raise DataError(f"{what} lack {len(missing)} feature(s) the ranker uses: {missing[:8]}",
@@ -395,8 +321,10 @@ class Ranker(abc.ABC):
         for name, c in contributions.items():
             if name in one.sparse:
                 value = format_list(one.sparse[name], 0)
-            elif name in one.frame.columns:
-                value = format_value(one.frame[name].iloc[0])
+            elif name in one:
+                column = one.column(name)
+                value = format_value((categorical_values(column) if isinstance(column, pd.Categorical)
+                                      else column)[0])
             else:
                 value = "missing"
             rows.append((name, value, float(c)))
@@ -429,9 +357,7 @@ class Ranker(abc.ABC):
 
 
 def load_ranker(directory: str | os.PathLike) -> Ranker:
-    """Load any saved ranker (the manifest says which kind)."""
-    from . import boosting, deep, forest, linear  # noqa: F401  (register every kind)
-
+    """Load any saved ranker (the manifest says which)."""
     return Ranker.load(directory)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..features import FeatureTable
 from ..training_table import TrainingTable
-from .base import ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz, time_holdout
+from .base import RANKERS, ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz, time_holdout
 from .encoding import TabularEncoder
 
 __all__ = ["BoostingRanker"]
@@ -29,6 +29,7 @@ def _lightgbm():
     return lightgbm
 
 
+@RANKERS.register
 class BoostingRanker(Ranker):
     """LightGBM gradient-boosted trees with early stopping on the latest rows.
 
@@ -44,7 +45,7 @@ class BoostingRanker(Ranker):
     n_jobs: threads. seed: every LightGBM seed.
     """
 
-    kind = "gradient_boosting"
+    name = "boosting"
     explanation_method = "TreeSHAP contributions (LightGBM pred_contrib, log-odds)"
     required_files = ("encoder.json", "lightgbm.txt", "importance.npz")
 
@@ -101,7 +102,7 @@ class BoostingRanker(Ranker):
                              exclude=tuple(self.exclude)).fit(table.features)
         if not enc.columns:
             raise ValueError("no usable features: every feature is excluded or has a single missing value")
-        x = enc.matrix(table.frame)
+        x = enc.matrix(table.features)
         y = np.asarray(table.label, dtype=np.float64)
         w = np.asarray(table.weight, dtype=np.float64)
         cats = [k for k, c in enumerate(enc.columns) if c.role == "code"]
@@ -122,7 +123,7 @@ class BoostingRanker(Ranker):
         d_train = dataset(train_rows)
         stop_on = None
         if valid is not None and len(valid) > 0:
-            stop_on = lgb.Dataset(enc.matrix(valid.frame), np.asarray(valid.label, dtype=np.float64),
+            stop_on = lgb.Dataset(enc.matrix(valid.features), np.asarray(valid.label, dtype=np.float64),
                                   weight=np.asarray(valid.weight, dtype=np.float64), categorical_feature=cats,
                                   feature_name=names, reference=d_train)
         elif hold is not None:
@@ -145,10 +146,10 @@ class BoostingRanker(Ranker):
 
     # ---------------------------------------------------------------- predict / explain
     def _predict(self, features: FeatureTable) -> np.ndarray:
-        return self.booster_.predict(self.encoder_.matrix(features.frame), num_threads=self.n_jobs)
+        return self.booster_.predict(self.encoder_.matrix(features), num_threads=self.n_jobs)
 
     def _explain(self, one: FeatureTable) -> tuple[pd.DataFrame, dict[str, Any]]:
-        x = self.encoder_.matrix(one.frame)
+        x = self.encoder_.matrix(one)
         contrib = np.asarray(self.booster_.predict(x, pred_contrib=True, num_threads=1))[0]
         per_column, baseline = contrib[:-1], float(contrib[-1])
         sums = pd.Series(per_column).groupby(self.encoder_.column_features()).sum()

@@ -21,7 +21,7 @@ import pandas as pd
 from ..features import FeatureTable, Ragged
 from ..features.ragged import ragged_ranges
 from ..training_table import TrainingTable
-from .base import ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz, time_holdout
+from .base import RANKERS, ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz, time_holdout
 from .encoding import TabularEncoder
 
 __all__ = ["DeepRanker"]
@@ -103,6 +103,7 @@ class _Inputs:
         return self.dense[rows], self.codes[rows], values, offsets
 
 
+@RANKERS.register
 class DeepRanker(Ranker):
     """Embeddings + embedding bags + MLP, trained with weighted BCE, Adam and early stopping.
 
@@ -121,7 +122,7 @@ class DeepRanker(Ranker):
     n_threads: CPU threads while fitting and predicting. seed: torch and numpy seeds.
     """
 
-    kind = "deep"
+    name = "deep"
     explanation_method = "occlusion: P(watch) minus P(watch) with the feature at its training mean / unknown / empty"
     required_files = ("encoder.json", "deep.json", "weights.safetensors", "importance.npz")
 
@@ -195,9 +196,8 @@ class DeepRanker(Ranker):
         return np.where(ok, lookup[np.clip(values, 0, max(len(lookup) - 1, 0))], UNKNOWN)
 
     def _inputs(self, features: FeatureTable) -> _Inputs:
-        frame = features.frame
-        dense = self.encoder_.dense_matrix(frame).astype(np.float32)
-        codes = self.encoder_.code_matrix(frame)
+        dense = self.encoder_.dense_matrix(features).astype(np.float32)
+        codes = self.encoder_.code_matrix(features)
         bags = [(self._list_ids(n, features.sparse[n]), np.asarray(features.sparse[n].offsets, dtype=np.int64))
                 for n in self.list_vocab_]
         return _Inputs(dense, codes, bags)

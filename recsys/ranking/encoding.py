@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..features import FeatureTable, NotFittedError
+from ..errors import NotFittedError
+from ..features import FeatureTable
 
-__all__ = ["Column", "TabularEncoder", "as_text"]
+__all__ = ["Column", "TabularEncoder", "as_text", "Source"]
+
+#: What an encoder reads: a FeatureTable (fast: per-key values) or a plain frame of feature columns.
+Source = FeatureTable | pd.DataFrame
 
 CategoricalMode = Literal["onehot", "codes", "mixed"]
 ROLES = ("dense", "missing", "onehot", "code")
-_SMALL = 2048  # frames up to this many rows are encoded with dict look-ups
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,24 @@ class Column:
     feature: str
     role: str
     level: str | None = None
+
+
+def _dense(source: Source, names: list[str]) -> np.ndarray:
+    """These dense columns as a float64 (rows, len(names)) array."""
+    if isinstance(source, pd.DataFrame):
+        return source[names].to_numpy(dtype=np.float64, copy=True) if names else np.zeros((len(source), 0))
+    out = np.empty((len(source), len(names)), dtype=np.float64)
+    for k, name in enumerate(names):
+        out[:, k] = source.column(name)
+    return out
+
+
+def _categorical(source: Source, name: str) -> pd.Categorical:
+    if isinstance(source, pd.DataFrame):
+        values = source[name]
+        return values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(
+            values.to_numpy(dtype=object))
+    return source.column(name)
 
 
 def as_text(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -88,12 +109,12 @@ class TabularEncoder:
             raise ValueError(f"categorical must be 'onehot', 'codes' or 'mixed', got {self.categorical!r}")
         if self.onehot_max_levels < 1 or self.min_count < 1 or (self.max_levels is not None and self.max_levels < 1):
             raise ValueError("onehot_max_levels, min_count and max_levels must be >= 1")
-        frame, fs = features.frame, features.feature_set
+        fs = features.feature_set
         skip = set(self.exclude)
-        dense = [c for c in fs.dense if c not in skip and c in frame.columns]
-        cats = [c for c in fs.categorical if c not in skip and c in frame.columns]
+        dense = [c for c in fs.dense if c not in skip and c in features]
+        cats = [c for c in fs.categorical if c not in skip and c in features]
 
-        x = frame[dense].to_numpy(dtype=np.float64) if dense else np.zeros((len(frame), 0))
+        x = _dense(features, dense)
         x = np.where(np.isfinite(x), x, np.nan)
         nan = np.isnan(x)
         self.log_ = [c for c, col in zip(dense, x.T) if self.log_skewed and _skewed(col[~np.isnan(col)])]
@@ -106,7 +127,7 @@ class TabularEncoder:
         self.dense_ = dense
         self.medians_ = med.astype(float)
         self.missing_ = [c for c, m in zip(dense, nan.any(axis=0)) if m] if self.missing_indicators else []
-        block = self._dense_raw(frame, impute=True)  # standardisation statistics on the imputed values
+        block = self._dense_raw(features, impute=True)  # standardisation statistics on the imputed values
         if self.standardize and block.shape[1]:
             mean = block.mean(axis=0)
             scale = block.std(axis=0)
@@ -119,10 +140,11 @@ class TabularEncoder:
         self.levels_: dict[str, list[str]] = {}
         self.onehot_, self.coded_ = [], []
         for c in cats:
-            codes, uniques = pd.factorize(frame[c], use_na_sentinel=True)
-            counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+            cat = features.column(c)
+            codes = np.asarray(cat.codes)
+            counts = np.bincount(codes[codes >= 0], minlength=len(cat.categories))
             merged: dict[str, int] = {}
-            for text, k in zip(as_text(pd.Series(uniques, dtype=object)), counts):
+            for text, k in zip(as_text(pd.Series(np.asarray(cat.categories, dtype=object), dtype=object)), counts):
                 if text is not None:
                     merged[text] = merged.get(text, 0) + int(k)
             order = sorted(((k, v) for k, v in merged.items() if v >= self.min_count), key=lambda kv: (-kv[1], kv[0]))
@@ -145,6 +167,21 @@ class TabularEncoder:
     def _set_lookups(self) -> None:
         self._index = {c: pd.Index(v, dtype=object) for c, v in self.levels_.items()}
         self._codes = {c: {lvl: k + 1 for k, lvl in enumerate(v)} for c, v in self.levels_.items()}
+        self._maps: dict[tuple[str, tuple], np.ndarray] = {}  # (feature, categories) -> level code per category
+
+    def _level_codes(self, name: str, cat: pd.Categorical) -> np.ndarray:
+        """Level codes (1..n, 0 unknown or missing) of a Categorical's values."""
+        categories = tuple(cat.categories)
+        key = (name, categories)
+        lookup = self._maps.get(key)
+        if lookup is None:
+            codes = self._codes[name]
+            lookup = np.array([codes.get(v if type(v) is str else str(v), 0) for v in categories] + [0],
+                              dtype=np.int64)
+            if len(self._maps) > 256:
+                self._maps = {}
+            self._maps[key] = lookup
+        return lookup[np.asarray(cat.codes)]
 
     def _check(self) -> None:
         if not hasattr(self, "dense_"):
@@ -187,53 +224,43 @@ class TabularEncoder:
         return len(self.levels_[feature])
 
     # ---------------------------------------------------------------- transform
-    def _dense_raw(self, frame: pd.DataFrame, impute: bool) -> np.ndarray:
-        x = frame[self.dense_].to_numpy(dtype=np.float64, copy=True) if self.dense_ else np.zeros((len(frame), 0))
+    def _dense_raw(self, source: Source, impute: bool) -> np.ndarray:
+        x = _dense(source, self.dense_)
+        raw_missing = np.isnan(x[:, [self.dense_.index(c) for c in self.missing_]]) if self.missing_ else None
         x[~np.isfinite(x)] = np.nan
         for c in self.log_:
             k = self.dense_.index(c)
             x[:, k] = np.log1p(np.maximum(x[:, k], 0.0))
         cols = [x]
-        if self.missing_:
-            cols.append(np.isnan(frame[self.missing_].to_numpy(dtype=np.float64)).astype(np.float64))
+        if raw_missing is not None:
+            cols.append(raw_missing.astype(np.float64))
         if impute and self.dense_:
             nan = np.isnan(x)
             x[nan] = np.broadcast_to(self.medians_, x.shape)[nan]
         return np.hstack(cols) if len(cols) > 1 else x
 
-    def dense_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+    def dense_matrix(self, source: Source) -> np.ndarray:
         """Dense values (+ missing indicators), imputed and standardised as configured: float64 (n, d)."""
         self._check()
-        x = self._dense_raw(frame, impute=self.impute)
+        x = self._dense_raw(source, impute=self.impute)
         if self.standardize and x.shape[1]:
             x = (x - self.means_) / self.scales_
         return x
 
-    def code_matrix(self, frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    def code_matrix(self, source: Source, columns: list[str] | None = None) -> np.ndarray:
         """Integer codes (1..n_levels; 0 = unknown or missing) of the coded categoricals: int64 (n, c)."""
         self._check()
         columns = self.coded_ if columns is None else columns
-        out = np.zeros((len(frame), len(columns)), dtype=np.int64)
-        small = len(frame) <= _SMALL
+        out = np.zeros((len(source), len(columns)), dtype=np.int64)
         for j, c in enumerate(columns):
-            if small:  # a request's few hundred rows: plain dict look-ups beat pandas' per-call overhead
-                values = frame[c].to_numpy(dtype=object)
-                missing = pd.isna(values)
-                codes = self._codes[c]
-                out[:, j] = [0 if m else codes.get(v if type(v) is str else str(v), 0)
-                             for v, m in zip(values, missing)]
-                continue
-            # factorize once (fast on any dtype), then look up only the distinct values
-            codes, uniques = pd.factorize(frame[c], use_na_sentinel=True)
-            lookup = self._index[c].get_indexer(as_text(pd.Series(uniques, dtype=object))) + 1
-            out[:, j] = np.append(lookup, 0)[codes]
+            out[:, j] = self._level_codes(c, _categorical(source, c))
         return out
 
-    def onehot_matrix(self, frame: pd.DataFrame) -> sp.csr_matrix:
+    def onehot_matrix(self, source: Source) -> sp.csr_matrix:
         """One-hot levels of the one-hot categoricals (unknown = all zeros): CSR float64 (n, sum levels)."""
         self._check()
-        n = len(frame)
-        codes = self.code_matrix(frame, self.onehot_)
+        n = len(source)
+        codes = self.code_matrix(source, self.onehot_)
         widths = np.array([len(self.levels_[c]) for c in self.onehot_], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(widths)])[:-1] if len(widths) else np.zeros(0, dtype=np.int64)
         rows, cols = np.nonzero(codes)
@@ -241,14 +268,83 @@ class TabularEncoder:
         data = np.ones(len(rows), dtype=np.float64)
         return sp.csr_matrix((data, (rows, col_index)), shape=(n, int(widths.sum())))
 
-    def matrix(self, frame: pd.DataFrame, sparse: bool = False) -> np.ndarray | sp.csr_matrix:
+    def matrix(self, source: Source, sparse: bool = False) -> np.ndarray | sp.csr_matrix:
         """All encoded columns in `columns` order (codes as floats): dense ndarray or CSR."""
-        dense = self.dense_matrix(frame)
-        onehot = self.onehot_matrix(frame)
-        codes = self.code_matrix(frame).astype(np.float64)
+        dense = self.dense_matrix(source)
+        onehot = self.onehot_matrix(source)
+        codes = self.code_matrix(source).astype(np.float64)
         if sparse:
             return sp.hstack([sp.csr_matrix(dense), onehot, sp.csr_matrix(codes)], format="csr")
         return np.hstack([dense, onehot.toarray(), codes])
+
+    def linear(self, source: Source, plan: "LinearPlan") -> np.ndarray:
+        """sum over encoded columns of weight x value, per row (a linear model's score without the intercept).
+
+        On a FeatureTable each feature is encoded on its block's own keys and only the block's
+        sum is gathered per row: a member's 40 user features cost 40 values, not 40 x 200.
+        """
+        self._check()
+        if isinstance(source, pd.DataFrame):
+            return np.asarray(self.matrix(source, sparse=True) @ plan.weights).ravel()
+        total = np.zeros(len(source))
+        for block in source.blocks:
+            names = [name for name in block.columns if name in plan.steps]
+            if not names:
+                continue
+            part = np.zeros(block.size)
+            for name in names:
+                part += plan.steps[name](block.columns[name])
+            total += part if block.index is None else part[block.index]
+        return total
+
+    def linear_plan(self, weights: np.ndarray) -> "LinearPlan":
+        """Per source feature, the function from its values to its summed contribution under `weights`."""
+        self._check()
+        weights = np.asarray(weights, dtype=np.float64)
+        if len(weights) != len(self.columns):
+            raise ValueError(f"{len(weights)} weights for {len(self.columns)} encoded columns")
+        plan: dict[str, object] = {}
+        nd, nm = len(self.dense_), len(self.missing_)
+        means = self.means_ if self.standardize else np.zeros(nd + nm)
+        scales = self.scales_ if self.standardize else np.ones(nd + nm)
+        logs = set(self.log_)
+        for k, c in enumerate(self.dense_):
+            w = weights[k] / scales[k]
+            shift = -weights[k] * means[k] / scales[k]
+            fill = self.medians_[k] if self.impute else np.nan
+            m = self.missing_.index(c) if c in self.missing_ else -1
+            miss_w = 0.0 if m < 0 else weights[nd + m] / scales[nd + m]
+            miss_off = 0.0 if m < 0 else -weights[nd + m] * means[nd + m] / scales[nd + m]
+
+            def contribution(values, w=w, shift=shift, fill=fill, log=c in logs, miss_w=miss_w, miss_off=miss_off):
+                x = np.asarray(values, dtype=np.float64)
+                missing = np.isnan(x)
+                x = np.where(np.isfinite(x), x, np.nan)
+                if log:
+                    x = np.log1p(np.maximum(x, 0.0))
+                x = np.where(np.isnan(x), fill, x)
+                out = x * w + shift
+                if miss_w or miss_off:
+                    out = out + missing * miss_w + miss_off
+                return out
+            plan[c] = contribution
+        start = nd + nm
+        for c in self.onehot_:
+            levels = len(self.levels_[c])
+            table = np.concatenate([[0.0], weights[start:start + levels]])
+            start += levels
+
+            def onehot(values, c=c, table=table):
+                return table[self._level_codes(c, values)]
+            plan[c] = onehot
+        for c in self.coded_:
+            w = weights[start]
+            start += 1
+
+            def coded(values, c=c, w=w):
+                return self._level_codes(c, values) * w
+            plan[c] = coded
+        return LinearPlan(weights, plan)
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +384,14 @@ class TabularEncoder:
             raise ValueError("encoder vocabularies do not match its categorical columns")
         enc._set_lookups()
         return enc
+
+
+@dataclass(frozen=True)
+class LinearPlan:
+    """A linear model's weights over an encoder's columns, and per source feature its contribution function."""
+
+    weights: np.ndarray
+    steps: dict[str, object]
 
 
 def _skewed(values: np.ndarray) -> bool:

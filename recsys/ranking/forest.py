@@ -17,7 +17,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from ..features import FeatureTable
 from ..training_table import TrainingTable
-from .base import ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz
+from .base import RANKERS, ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz
 from .encoding import TabularEncoder
 
 __all__ = ["ForestRanker"]
@@ -25,6 +25,7 @@ __all__ = ["ForestRanker"]
 _CHUNK = 8192  # rows routed through all trees at once
 
 
+@RANKERS.register
 class ForestRanker(Ranker):
     """Random forest on imputed dense features, one-hot (few levels) and integer-coded (many levels) categoricals.
 
@@ -37,7 +38,7 @@ class ForestRanker(Ranker):
     n_jobs: training threads. seed: the forest's random_state.
     """
 
-    kind = "random_forest"
+    name = "forest"
     explanation_method = "path contributions through every tree (probability points)"
     required_files = ("encoder.json", "forest.npz")
 
@@ -72,7 +73,7 @@ class ForestRanker(Ranker):
                              exclude=tuple(self.exclude)).fit(table.features)
         if not enc.columns:
             raise ValueError("no usable features: every feature is excluded or has a single missing value")
-        x = enc.matrix(table.frame).astype(np.float32)
+        x = enc.matrix(table.features).astype(np.float32)
         forest = RandomForestClassifier(
             n_estimators=self.n_estimators, max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features, max_samples=self.max_samples, bootstrap=True,
@@ -114,12 +115,12 @@ class ForestRanker(Ranker):
             node = nxt
         return node.reshape(n, t), None if contrib is None else contrib.reshape(n, d)
 
-    def _inputs(self, frame: pd.DataFrame) -> np.ndarray:
+    def _inputs(self, features: FeatureTable) -> np.ndarray:
         # scikit-learn compares float32 inputs with float64 thresholds: do exactly the same
-        return self.encoder_.matrix(frame).astype(np.float32).astype(np.float64)
+        return self.encoder_.matrix(features).astype(np.float32).astype(np.float64)
 
     def _predict(self, features: FeatureTable) -> np.ndarray:
-        x = self._inputs(features.frame)
+        x = self._inputs(features)
         out = np.empty(len(x))
         for lo in range(0, len(x), _CHUNK):
             leaves, _ = self._route(x[lo:lo + _CHUNK])
@@ -127,7 +128,7 @@ class ForestRanker(Ranker):
         return out
 
     def _explain(self, one: FeatureTable) -> tuple[pd.DataFrame, dict[str, Any]]:
-        x = self._inputs(one.frame)
+        x = self._inputs(one)
         leaves, contrib = self._route(x, record=True)
         per_column = contrib[0] / len(self.roots_)
         sums = pd.Series(per_column).groupby(self.encoder_.column_features()).sum()

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..features import FeatureTable
 from ..training_table import TrainingTable
-from .base import ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz
+from .base import RANKERS, ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz
 from .encoding import TabularEncoder
 
 __all__ = ["LogisticRanker"]
@@ -26,6 +26,7 @@ __all__ = ["LogisticRanker"]
 _IMPORTANCE_ROWS = 20_000
 
 
+@RANKERS.register
 class LogisticRanker(Ranker):
     """L2-regularised logistic regression on standardised dense and one-hot categorical features.
 
@@ -36,7 +37,7 @@ class LogisticRanker(Ranker):
     seed: seeds the row sample behind `feature_importance`.
     """
 
-    kind = "logistic"
+    name = "logistic"
     explanation_method = "coefficient x standardised value (log-odds)"
     required_files = ("encoder.json", "linear.npz")
 
@@ -61,7 +62,7 @@ class LogisticRanker(Ranker):
                              exclude=tuple(self.exclude)).fit(table.features)
         if not enc.columns:
             raise ValueError("no usable features: every feature is excluded or has a single missing value")
-        x = enc.matrix(table.frame, sparse=True)
+        x = enc.matrix(table.features, sparse=True)
         model = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="lbfgs", random_state=self.seed)
         model.fit(x, np.asarray(table.label, dtype=int), sample_weight=np.asarray(table.weight, dtype=float))
         self.encoder_ = enc
@@ -72,6 +73,7 @@ class LogisticRanker(Ranker):
         sample = rng.choice(len(table), size=min(len(table), _IMPORTANCE_ROWS), replace=False)
         self.importance_ = self._mean_abs_contribution(x[np.sort(sample)])
         self._record_features(enc.dense_features, enc.categorical_features, [])
+        self.plan_ = enc.linear_plan(self.coef_)
 
     def _mean_abs_contribution(self, x) -> np.ndarray:
         """Mean |sum of coefficient x value over a feature's columns| over rows, per source feature."""
@@ -87,13 +89,13 @@ class LogisticRanker(Ranker):
     def decision_function(self, features: FeatureTable) -> np.ndarray:
         """Log-odds of every row."""
         self._check_fitted()
-        return np.asarray(self.encoder_.matrix(features.frame, sparse=True) @ self.coef_).ravel() + self.intercept_
+        return self.encoder_.linear(features, self.plan_) + self.intercept_
 
     def _predict(self, features: FeatureTable) -> np.ndarray:
         return expit(self.decision_function(features))
 
     def _explain(self, one: FeatureTable) -> tuple[pd.DataFrame, dict[str, Any]]:
-        x = self.encoder_.matrix(one.frame)[0]
+        x = self.encoder_.matrix(one)[0]
         contrib = pd.Series(x * self.coef_).groupby(self.encoder_.column_features()).sum()
         per_feature = {f: float(contrib.get(f, 0.0)) for f in self.encoder_.features}
         logit = self.intercept_ + float(np.dot(x, self.coef_))
@@ -123,3 +125,4 @@ class LogisticRanker(Ranker):
         self.importance_ = arrays["importance"].astype(np.float64)
         if len(self.coef_) != len(self.encoder_.columns) or len(self.importance_) != len(self.encoder_.features):
             raise ArtifactError("linear.npz does not match encoder.json (coefficient count differs)", file="linear.npz")
+        self.plan_ = self.encoder_.linear_plan(self.coef_)

@@ -10,8 +10,9 @@ Every policy here follows one small protocol (`OnlinePolicy`):
   them: finished titles are not shown again, the Recommender's features and re-ranker read them;
 - `retrain()` refits on everything seen so far (only when the experiment asks, `retrain_every_days`).
 
-`make_policy(name)` builds one by name: `popularity`, `random`, `oracle`, or the folder of a model
-saved by `recsys train`; a fitted `Recommender` object is accepted as well.
+`make_policy(name)` builds one by name (the ONLINE_POLICIES registry: `popularity`, `random`,
+`oracle`), or from the folder of a model saved by `recsys train`; a fitted `Recommender` object is
+accepted as well.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from ..data.dataset import Dataset
 from ..data.errors import DataError
 from ..data.schema import MATURITY_MIN_AGE
 from ..labels import POSITIVE, LabelConfig, label_events
+from ..registry import Registry
 
 __all__ = ["OnlinePolicy", "PopularityPolicy", "RandomPolicy", "OraclePolicy", "RecommenderPolicy", "make_policy",
-           "POLICY_NAMES", "append_events", "finished_pairs"]
+           "ONLINE_POLICIES", "POLICY_NAMES", "append_events", "finished_pairs"]
 
-POLICY_NAMES = ("popularity", "random", "oracle")
+#: Online policies by name (class attribute `policy`); `recommender` serves a fitted or saved Recommender.
+ONLINE_POLICIES: Registry = Registry("online policy", key="policy")
 
 
 class OnlinePolicy(Protocol):
@@ -69,8 +72,12 @@ def _lists(frame: pd.DataFrame) -> dict[str, list[str]]:
     """{user: [item, ...]} in rank order from a (user_id, item_id, rank) frame."""
     if len(frame) == 0:
         return {}
-    frame = frame.sort_values(["user_id", "rank"], kind="stable")
-    return {str(u): list(g) for u, g in frame.groupby("user_id", sort=False)["item_id"]}
+    users = frame["user_id"].astype(str).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(users)
+    order = np.lexsort((frame["rank"].to_numpy(), codes))
+    items = frame["item_id"].to_numpy(dtype=object)[order]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(uniques)))])
+    return {str(u): items[bounds[k]:bounds[k + 1]].tolist() for k, u in enumerate(uniques)}
 
 
 class _SeenMatrix:
@@ -122,13 +129,18 @@ def _top_k(scores: np.ndarray, user_ids: np.ndarray, items: pd.Index, k: int) ->
     return out
 
 
+@ONLINE_POLICIES.register
 class RandomPolicy:
     """Uniformly random titles the member may watch and has not finished: the floor."""
 
-    name = "random"
+    policy = name = "random"
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+
+    @classmethod
+    def named(cls, world=None, seed: int = 0) -> "RandomPolicy":
+        return cls(seed)
 
     def start(self, dataset: Dataset, world=None) -> "RandomPolicy":
         self.dataset_, self.seen_ = dataset, _SeenMatrix(dataset)
@@ -148,13 +160,18 @@ class RandomPolicy:
         """Nothing to learn."""
 
 
+@ONLINE_POLICIES.register
 class OraclePolicy:
     """Ranks by the world's true P(play and finish) for the session's device and moment: the ceiling."""
 
-    name = "oracle"
+    policy = name = "oracle"
 
     def __init__(self, world=None) -> None:
         self.world = world
+
+    @classmethod
+    def named(cls, world=None, seed: int = 0) -> "OraclePolicy":
+        return cls(world)
 
     def start(self, dataset: Dataset, world=None) -> "OraclePolicy":
         self.world_ = self.world if self.world is not None else world
@@ -184,10 +201,15 @@ class OraclePolicy:
         """The truth needs no learning."""
 
 
+@ONLINE_POLICIES.register
 class PopularityPolicy:
     """The popularity candidate generator as the whole recommender (recent, time-decayed plays)."""
 
-    name = "popularity"
+    policy = name = "popularity"
+
+    @classmethod
+    def named(cls, world=None, seed: int = 0) -> "PopularityPolicy":
+        return cls()
 
     def start(self, dataset: Dataset, world=None) -> "PopularityPolicy":
         from ..candidates import PopularityGenerator
@@ -215,6 +237,7 @@ class PopularityPolicy:
         self.model_ = PopularityGenerator().fit(self.history_)
 
 
+@ONLINE_POLICIES.register
 class RecommenderPolicy:
     """A fitted two-stage `Recommender` (the app's, or one loaded from a saved folder).
 
@@ -222,6 +245,8 @@ class RecommenderPolicy:
     `Recommender.observe` just before the next request that comes after them, so the model's
     history always ends before the moment it is asked about (features stay point in time).
     """
+
+    policy = "recommender"
 
     def __init__(self, model, name: str = "recommender") -> None:
         self.model, self.name = model, name
@@ -276,14 +301,14 @@ def make_policy(spec: Any, world=None, seed: int = 0) -> OnlinePolicy:
             return spec
         raise TypeError(f"a policy is a name, a model folder or a Recommender, got {type(spec).__name__}")
     text = str(spec).strip()
-    if text == "popularity":
-        return PopularityPolicy()
-    if text == "random":
-        return RandomPolicy(seed)
-    if text == "oracle":
-        return OraclePolicy(world)
+    if text in POLICY_NAMES:
+        return ONLINE_POLICIES.get(text).named(world=world, seed=seed)
     path = Path(text).expanduser()
     if path.is_dir():
         return RecommenderPolicy(Recommender.load(path), name=path.name or text)
-    raise ValueError(f"unknown policy {text!r}: use popularity, random, oracle, or the folder of a model saved by "
+    raise ValueError(f"unknown policy {text!r}: use {', '.join(POLICY_NAMES)}, or the folder of a model saved by "
                      "`recsys train --out DIR`")
+
+
+#: The policies an arm can name directly (the rest of the registry needs a model).
+POLICY_NAMES: tuple[str, ...] = tuple(n for n in ONLINE_POLICIES.names() if n != RecommenderPolicy.policy)

@@ -61,6 +61,6 @@ def load_report(path: str, modified: float) -> dict:
 def simulated_world(spec: str):
     """The simulated world behind `spec` (the sample, or a folder `recsys generate` wrote), or None when the
     data has no world.json. Shared and read-only (the A/B simulator keeps member states outside it)."""
-    from ..cli import _world_of
+    from ..data.loaders import world_of
 
-    return _world_of(spec)
+    return world_of(spec)

@@ -1,0 +1,65 @@
+"""The models an evaluation can compare, by name: every candidate source (SOURCES), the blend, every
+ranker (RANKERS), random, and the oracle where the data is a simulated world.
+
+The command line's `--models`, the app's evaluation button and the simulator's offline view all
+build their policies here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["model_names", "default_models", "build_policies"]
+
+BASELINES = ("random", "blend", "oracle")
+
+
+def model_names() -> list[str]:
+    """Every name `build_policies` understands."""
+    from ..candidates import SOURCES
+    from ..ranking import RANKERS
+
+    return ["random", *SOURCES.names(), "blend", *RANKERS.names(), "oracle"]
+
+
+def default_models(has_world: bool) -> list[str]:
+    """What `recsys evaluate` compares by default: random, popularity, the default pipeline's sources, the
+    blend, every ranker, and the oracle when there is a world."""
+    from ..pipeline import RecommenderConfig
+    from ..ranking import RANKERS
+
+    sources = [s for s in RecommenderConfig().sources if s != "popularity"]
+    return ["random", "popularity", *sources, "blend", *RANKERS.names()] + (["oracle"] if has_world else [])
+
+
+def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dict[str, Callable]:
+    """Evaluation policies (factories) by name; the rankers share one candidate stage per fold."""
+    from ..candidates import SOURCES
+    from ..data.loaders import world_of
+    from ..pipeline import RecommenderConfig
+    from ..ranking import RANKERS
+    from .protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy, SharedStages
+
+    shared = SharedStages()
+    rows = "holdout" if protocol == "stratified" else "candidates"
+    default_sources = RecommenderConfig().sources
+    policies: dict[str, Callable] = {}
+    for name in names:
+        if name == "random":
+            policies[name] = lambda: RandomPolicy(seed)
+        elif name in SOURCES:
+            policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows)
+        elif name == "blend":
+            policies[name] = lambda: GeneratorPolicy(default_sources, seed, training_rows=rows)
+        elif name in RANKERS:
+            policies[name] = lambda name=name: RecommenderPolicy(
+                RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)
+        elif name == "oracle":
+            world = world_of(spec)
+            if world is None:
+                raise ValueError("'oracle' needs the simulated world's ground truth: use --data sample or a "
+                                 "folder written by `recsys generate`")
+            policies[name] = lambda world=world: OraclePolicy(world)
+        else:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
+    return policies

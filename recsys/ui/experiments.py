@@ -1,0 +1,43 @@
+"""The A/B page's experiment: arms by name, the simulated run, its analysis (pages only render)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .cache import load_cached_dataset, simulated_world, trained_recommender
+
+__all__ = ["PIPELINE", "run_ab_test"]
+
+#: The arm that serves the app's trained pipeline; the other arms are online policies by name.
+PIPELINE = "trained pipeline"
+
+
+def run_ab_test(spec: str, arms: list[str], users: int, days: float, seed: int, slot_minutes: int,
+                retrain_every_days: float | None, offline: bool, progress: Callable[[str, float], None]
+                ) -> dict[str, Any]:
+    """Run the experiment with `arms` (control first) on `spec`'s world and return what the page shows."""
+    from ..simulation import (
+        ExperimentConfig, analyze, evaluation_policy, offline_metrics, offline_vs_online, run_experiment,
+    )
+
+    dataset, world = load_cached_dataset(spec), simulated_world(spec)
+    policies: dict[str, Any] = {}
+    for name in arms:
+        if name == PIPELINE:
+            progress("loading the trained pipeline (trains it the first time, about a minute)", 0.0)
+            policies[name] = trained_recommender(spec)
+        else:
+            policies[name] = name
+    config = ExperimentConfig(users=int(users), days=float(days), seed=int(seed), slot_minutes=int(slot_minutes),
+                              retrain_every_days=retrain_every_days)
+    result = run_experiment(dataset, world, policies, config, progress=progress)
+    report = analyze(result)
+    comparison = None
+    if offline:
+        factories = {name: evaluation_policy(arm, world, int(seed)) for name, arm in policies.items()}
+        off = offline_metrics(dataset, factories, k=10, seed=int(seed),
+                              progress=lambda message, fraction: progress(f"offline: {message}", fraction))
+        comparison = offline_vs_online(off, report, k=10)
+    return {"summary": result.summary(), "table": report.table(), "comparisons": report.comparisons,
+            "daily": report.daily, "srm": report.srm, "control": report.control, "alpha": report.alpha,
+            "offline": comparison}

@@ -35,7 +35,8 @@ from recsys.data import load_dataset  # noqa: E402
 from recsys.evaluation.metrics import auc_score  # noqa: E402
 from recsys.features import FeatureBuilder  # noqa: E402
 from recsys.ranking import BoostingRanker, DeepRanker, ForestRanker, LogisticRanker, Ranker  # noqa: E402
-from recsys.ranking.base import atomic_write, time_holdout  # noqa: E402
+from recsys.atomic import atomic_write_bytes  # noqa: E402
+from recsys.ranking.base import time_holdout  # noqa: E402
 from recsys.ranking.encoding import TabularEncoder  # noqa: E402
 from recsys.training_table import TrainingConfig, TrainingTable, build_training_table  # noqa: E402
 
@@ -212,7 +213,7 @@ def main() -> None:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, json.dumps(report, indent=2, default=str).encode("utf-8"))
+    atomic_write_bytes(args.out, json.dumps(report, indent=2, default=str).encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -155,6 +155,29 @@ class FeatureTable:
         """Every stored feature name (dense, categorical and sparse)."""
         return list(self._where)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the table's values, row indices and keys (shared blocks count once)."""
+        seen: set[int] = set()
+        total = 0
+
+        def add(array) -> None:
+            nonlocal total
+            if array is None:
+                return
+            parts = ((array.codes,) if isinstance(array, pd.Categorical) else
+                     (array.values, array.offsets) if isinstance(array, Ragged) else (array,))
+            for part in parts:
+                part = np.asarray(part)
+                if id(part) not in seen:
+                    seen.add(id(part))
+                    total += part.nbytes if part.dtype != object else 8 * part.size
+        for block in self.blocks + self.keys:
+            add(block.index)
+            for values in block.columns.values():
+                add(values)
+        return total
+
     def block_of(self, name: str) -> Block:
         return self._where[name]
 

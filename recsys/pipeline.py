@@ -486,7 +486,9 @@ class Recommender:
             with single_threaded():  # the cores are shared out by chunk, not inside each product
                 return work(chunk)
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recsys-batch") as pool:
+        # OpenBLAS (pthreads) has one process-wide pool that only one thread may limit: this one does,
+        # before the workers start; each worker limits its own OpenMP (torch) pool
+        with single_threaded(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recsys-batch") as pool:
             return list(pool.map(run, chunks))
 
     _COLUMNS = ["user_id", "rank", "item_id", "title", "score", "source", "reason", "sources", "rank_before_rerank"]

@@ -37,7 +37,8 @@ _CATEGORICAL_USER = ("gender", "language")
 
 
 def _one_hot(values: np.ndarray, vocab: list[str]) -> np.ndarray:
-    pos = pd.Index(vocab).get_indexer(values) if len(vocab) else np.full(len(values), -1)
+    lookup = {v: k for k, v in enumerate(vocab)}
+    pos = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
     out = np.zeros((len(values), len(vocab) + 1), dtype=np.float32)
     out[np.arange(len(values)), np.where(pos >= 0, pos, len(vocab))] = 1.0  # last column: unknown
     return out

@@ -167,21 +167,22 @@ class TabularEncoder:
     def _set_lookups(self) -> None:
         self._index = {c: pd.Index(v, dtype=object) for c, v in self.levels_.items()}
         self._codes = {c: {lvl: k + 1 for k, lvl in enumerate(v)} for c, v in self.levels_.items()}
-        self._maps: dict[tuple[str, tuple], np.ndarray] = {}  # (feature, categories) -> level code per category
+        self._maps: dict[tuple[str, pd.CategoricalDtype], np.ndarray] = {}  # level code per category
 
     def _level_codes(self, name: str, cat: pd.Categorical) -> np.ndarray:
-        """Level codes (1..n, 0 unknown or missing) of a Categorical's values."""
-        categories = tuple(cat.categories)
-        key = (name, categories)
-        lookup = self._maps.get(key)
-        if lookup is None:
+        """Level codes (1..n, 0 unknown or missing) of a Categorical's values (looked up per distinct
+        category set: a dtype hashes and compares by its categories)."""
+        key = (name, cat.dtype)
+        held = self._maps.get(key)
+        # unordered dtypes compare equal whatever the categories' order: the codes need that order too
+        if held is None or not (held[0] is cat.categories or held[0].equals(cat.categories)):
             codes = self._codes[name]
-            lookup = np.array([codes.get(v if type(v) is str else str(v), 0) for v in categories] + [0],
+            lookup = np.array([codes.get(v if type(v) is str else str(v), 0) for v in cat.categories] + [0],
                               dtype=np.int64)
             if len(self._maps) > 256:
                 self._maps = {}
-            self._maps[key] = lookup
-        return lookup[np.asarray(cat.codes)]
+            held = self._maps[key] = (cat.categories, lookup)
+        return held[1][np.asarray(cat.codes)]
 
     def _check(self) -> None:
         if not hasattr(self, "dense_"):
@@ -280,71 +281,54 @@ class TabularEncoder:
     def linear(self, source: Source, plan: "LinearPlan") -> np.ndarray:
         """sum over encoded columns of weight x value, per row (a linear model's score without the intercept).
 
-        On a FeatureTable each feature is encoded on its block's own keys and only the block's
-        sum is gathered per row: a member's 40 user features cost 40 values, not 40 x 200.
+        On a FeatureTable each block is encoded on its own keys and only the block's sum is gathered
+        per row: a member's 40 user features cost 40 values, not 40 x 200.
         """
         self._check()
         if isinstance(source, pd.DataFrame):
             return np.asarray(self.matrix(source, sparse=True) @ plan.weights).ravel()
         total = np.zeros(len(source))
         for block in source.blocks:
-            names = [name for name in block.columns if name in plan.steps]
-            if not names:
+            dense = [name for name in block.columns if name in plan.dense]
+            cats = [name for name in block.columns if name in plan.categorical]
+            if not dense and not cats:
                 continue
-            part = np.zeros(block.size)
-            for name in names:
-                part += plan.steps[name](block.columns[name])
+            part = plan.dense_part(dense, [block.columns[n] for n in dense], block.size)
+            for name in cats:
+                part = part + plan.categorical[name](block.columns[name])
             total += part if block.index is None else part[block.index]
         return total
 
     def linear_plan(self, weights: np.ndarray) -> "LinearPlan":
-        """Per source feature, the function from its values to its summed contribution under `weights`."""
+        """The encoder under a linear model's `weights`: per dense feature its affine map, per categorical
+        its weight per level."""
         self._check()
         weights = np.asarray(weights, dtype=np.float64)
         if len(weights) != len(self.columns):
             raise ValueError(f"{len(weights)} weights for {len(self.columns)} encoded columns")
-        plan: dict[str, object] = {}
         nd, nm = len(self.dense_), len(self.missing_)
         means = self.means_ if self.standardize else np.zeros(nd + nm)
         scales = self.scales_ if self.standardize else np.ones(nd + nm)
         logs = set(self.log_)
+        dense: dict[str, tuple[float, float, float, bool, float, float]] = {}
         for k, c in enumerate(self.dense_):
-            w = weights[k] / scales[k]
-            shift = -weights[k] * means[k] / scales[k]
-            fill = self.medians_[k] if self.impute else np.nan
             m = self.missing_.index(c) if c in self.missing_ else -1
-            miss_w = 0.0 if m < 0 else weights[nd + m] / scales[nd + m]
-            miss_off = 0.0 if m < 0 else -weights[nd + m] * means[nd + m] / scales[nd + m]
-
-            def contribution(values, w=w, shift=shift, fill=fill, log=c in logs, miss_w=miss_w, miss_off=miss_off):
-                x = np.asarray(values, dtype=np.float64)
-                missing = np.isnan(x)
-                x = np.where(np.isfinite(x), x, np.nan)
-                if log:
-                    x = np.log1p(np.maximum(x, 0.0))
-                x = np.where(np.isnan(x), fill, x)
-                out = x * w + shift
-                if miss_w or miss_off:
-                    out = out + missing * miss_w + miss_off
-                return out
-            plan[c] = contribution
+            dense[c] = (weights[k] / scales[k], -weights[k] * means[k] / scales[k],
+                        self.medians_[k] if self.impute else np.nan, c in logs,
+                        0.0 if m < 0 else weights[nd + m] / scales[nd + m],
+                        0.0 if m < 0 else -weights[nd + m] * means[nd + m] / scales[nd + m])
+        categorical: dict[str, object] = {}
         start = nd + nm
         for c in self.onehot_:
             levels = len(self.levels_[c])
             table = np.concatenate([[0.0], weights[start:start + levels]])
             start += levels
-
-            def onehot(values, c=c, table=table):
-                return table[self._level_codes(c, values)]
-            plan[c] = onehot
+            categorical[c] = lambda values, c=c, table=table: table[self._level_codes(c, values)]
         for c in self.coded_:
             w = weights[start]
             start += 1
-
-            def coded(values, c=c, w=w):
-                return self._level_codes(c, values) * w
-            plan[c] = coded
-        return LinearPlan(weights, plan)
+            categorical[c] = lambda values, c=c, w=w: self._level_codes(c, values) * w
+        return LinearPlan(weights, dense, categorical)
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -388,10 +372,30 @@ class TabularEncoder:
 
 @dataclass(frozen=True)
 class LinearPlan:
-    """A linear model's weights over an encoder's columns, and per source feature its contribution function."""
+    """A linear model's weights over an encoder's columns, as maps from each source feature's values to its
+    contribution: dense (weight, shift, fill, log, missing weight, missing shift), categorical functions."""
 
     weights: np.ndarray
-    steps: dict[str, object]
+    dense: dict[str, tuple[float, float, float, bool, float, float]]
+    categorical: dict[str, object]
+
+    def dense_part(self, names: list[str], columns: list[np.ndarray], size: int) -> np.ndarray:
+        """The summed contribution of these dense features over `size` keys (one pass over a matrix)."""
+        if not names:
+            return np.zeros(size)
+        params = np.array([self.dense[n] for n in names], dtype=np.float64)
+        x = np.empty((size, len(names)))
+        for j, values in enumerate(columns):
+            x[:, j] = values
+        missing = np.isnan(x)
+        x[~np.isfinite(x)] = np.nan
+        logs = np.flatnonzero(params[:, 3] > 0)
+        if len(logs):
+            x[:, logs] = np.log1p(np.maximum(x[:, logs], 0.0))
+        nan = np.isnan(x)
+        x[nan] = np.broadcast_to(params[:, 2], x.shape)[nan]
+        out = (x * params[:, 0] + missing * params[:, 4]).sum(axis=1)
+        return out + (params[:, 1].sum() + params[:, 5].sum())
 
 
 def _skewed(values: np.ndarray) -> bool:

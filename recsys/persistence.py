@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .artifacts import MANIFEST, jsonable, read_component, write_component
+from .artifacts import MANIFEST, read_component, write_component
 from .data.errors import DataError
 from .errors import ArtifactError
 

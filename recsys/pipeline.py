@@ -452,9 +452,7 @@ class Recommender:
         self._check()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if prepared is None:
-            prepared = self.prepare(user_ids, context, users)
-        elif any(part.generators is not self.generators_ for part in prepared):
+        if prepared is not None and any(part.generators is not self.generators_ for part in prepared):
             raise ValueError("these prepared rows come from another candidate stage (use with_ranker models)")
         ages = None if users is None or "age" not in users else dict(zip(users["user_id"].astype(str), users["age"]))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from .data.dataset import Dataset

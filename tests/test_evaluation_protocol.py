@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 from recsys.data.synthetic import SyntheticWorld, WorldConfig

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,7 +96,8 @@ def test_unfitted_and_bad_config_are_clear_errors(data):
 def test_rankers_can_share_the_other_stages(model, data):
     forest = model.with_ranker("forest", {"n_estimators": 20})
     assert forest.generators_ is model.generators_ and forest.builder_ is model.builder_
-    assert forest.ranker_ is not model.ranker_ and forest.config.ranker == "forest" and model.config.ranker == "logistic"
+    assert forest.ranker_ is not model.ranker_
+    assert forest.config.ranker == "forest" and model.config.ranker == "logistic"
     users = list(data.users["user_id"].iloc[:5])
     assert len(forest.recommend(users)) == 50
     # the same prepared candidate rows, ranked by each: what each would build itself

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SOURCES, CandidateGenerator, InteractionConfig, Interactions, NotFittedError, UserBatch, load_generator
+from .base import (
+    SOURCES, CandidateGenerator, InteractionConfig, Interactions, NotFittedError, UserBatch, load_generator,
+)
 from .blend import DEFAULT_QUOTAS, BlendGenerator, CandidateBatch, blend_frames, default_blend
 from .collaborative import ALSGenerator, BPRGenerator, EASEGenerator, ItemKNNGenerator
 from .content import ContentGenerator
 from .popularity import PopularityGenerator
 
 __all__ = [
-    "SOURCES", "CandidateBatch", "CandidateGenerator", "NotFittedError", "InteractionConfig", "Interactions", "UserBatch", "load_generator",
+    "SOURCES", "CandidateBatch", "CandidateGenerator", "NotFittedError", "InteractionConfig", "Interactions",
+    "UserBatch", "load_generator",
     "PopularityGenerator", "ALSGenerator", "BPRGenerator", "EASEGenerator", "ItemKNNGenerator",
     "ContentGenerator", "TwoTowerGenerator", "BlendGenerator", "blend_frames", "DEFAULT_QUOTAS", "default_blend",
 ]

@@ -20,7 +20,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data.dataset import Dataset
-from .base import SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch, blocked_matmul, list_cells, top_n
+from .base import (
+    SOURCES, CandidateGenerator, InteractionConfig, Interactions, UserBatch, blocked_matmul, list_cells, top_n,
+)
 from .popularity import decayed_popularity
 
 __all__ = ["ContentGenerator", "AGE_BANDS", "age_band"]

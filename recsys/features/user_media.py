@@ -156,11 +156,14 @@ class UserMediaFeatures(FeatureGroup):
                 row, weights=(overlap & recent).astype(float), minlength=n)
         if self.has_cast_:
             ca, cb = titles.cast[a], titles.cast[b]
-            cols["user_actor_match"] = mean_of(((ca[:, :, None] == cb[:, None, :]) & (ca[:, :, None] >= 0)).any(axis=(1, 2)))
+            shared = ((ca[:, :, None] == cb[:, None, :]) & (ca[:, :, None] >= 0)).any(axis=(1, 2))
+            cols["user_actor_match"] = mean_of(shared)
         if self.has_director_:
-            cols["user_director_match"] = mean_of((titles.director[a] == titles.director[b]) & (titles.director[a] >= 0))
+            director = titles.director
+            cols["user_director_match"] = mean_of((director[a] == director[b]) & (director[a] >= 0))
         if self.has_language_:
-            cols["user_language_match"] = mean_of((titles.language[a] == titles.language[b]) & (titles.language[a] >= 0))
+            language = titles.language
+            cols["user_language_match"] = mean_of((language[a] == language[b]) & (language[a] >= 0))
         if self.has_show_:
             cols["user_show_plays"] = np.bincount(
                 row, weights=((titles.show[a] == titles.show[b]) & (titles.show[a] >= 0)).astype(float), minlength=n)

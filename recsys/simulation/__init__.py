@@ -12,7 +12,8 @@ from .online_metrics import (
     METRICS, ABReport, analyze, compare_ratio, daily_metrics, per_member, ratio_estimate, sample_ratio_check,
 )
 from .policies import (
-    ONLINE_POLICIES, POLICY_NAMES, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy, RecommenderPolicy, append_events,
+    ONLINE_POLICIES, POLICY_NAMES, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy, RecommenderPolicy,
+    append_events,
     finished_pairs, make_policy,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "evaluation_policy", "offline_metrics", "offline_vs_online",
     "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "per_member", "ratio_estimate",
     "sample_ratio_check",
-    "ONLINE_POLICIES", "POLICY_NAMES", "OnlinePolicy", "OraclePolicy", "PopularityPolicy", "RandomPolicy", "RecommenderPolicy",
+    "ONLINE_POLICIES", "POLICY_NAMES", "OnlinePolicy", "OraclePolicy", "PopularityPolicy", "RandomPolicy",
+    "RecommenderPolicy",
     "append_events", "finished_pairs", "make_policy",
 ]

@@ -177,6 +177,7 @@ def run_experiment(dataset: Dataset, world, arms: dict[str, Any], config: Experi
                      if config.retrain_every_days is not None else None)
     next_retrain = start + retrain_every if retrain_every is not None else None
     retrains = 0
+    arm_seconds = {name: 0.0 for name in names}  # each arm's own time: recommending and observing
     collected: list[pd.DataFrame] = []
     arm_of = {str(u): a for u, a in arm_of.items()}
     total = max(1, len(sessions))
@@ -192,7 +193,9 @@ def run_experiment(dataset: Dataset, world, arms: dict[str, Any], config: Experi
             retrains += 1
         requests = []
         for name, part in batch.groupby("arm", sort=False):
+            t = time.perf_counter()
             lists = policies[name].recommend(part[["user_id", "timestamp", "device", "session_id"]], config.k, now)
+            arm_seconds[name] += time.perf_counter() - t
             for row in part.itertuples(index=False):
                 u, n = seeds[row.session_id]
                 stream = np.random.default_rng(np.random.SeedSequence([int(config.seed), 12, u, n]))
@@ -202,7 +205,9 @@ def run_experiment(dataset: Dataset, world, arms: dict[str, Any], config: Experi
         if len(events):
             events["arm"] = events["user_id"].map(arm_of)
             for name, part in events.groupby("arm", sort=False):
+                t = time.perf_counter()
                 policies[name].observe(part.drop(columns="arm").reset_index(drop=True))
+                arm_seconds[name] += time.perf_counter() - t
             collected.append(events)
         done += len(batch)
         say(f"simulated {done:,} of {total:,} sessions ({now:%Y-%m-%d %H:%M})", 0.05 + 0.9 * done / total)
@@ -213,5 +218,5 @@ def run_experiment(dataset: Dataset, world, arms: dict[str, Any], config: Experi
     say("done", 1.0)
     return ExperimentResult(config=config, arms=names, assignment=assignment, sessions=outcome, events=events,
                             start=start, end=end, seconds=time.perf_counter() - started,
-                            info={"retrains": retrains,
+                            info={"retrains": retrains, "arm_seconds": {k: round(v, 2) for k, v in arm_seconds.items()},
                                   "slots": int(sessions["slot"].nunique()) if len(sessions) else 0})

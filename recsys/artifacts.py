@@ -166,11 +166,6 @@ class Component:
             self.read(name)
         return self
 
-    def path(self, name: str) -> Path:
-        """The verified file's path (for readers that take a path, such as Parquet)."""
-        self.read(name)
-        return self.folder / _relative(name)
-
     def sub(self, name: str, format: str, version: int) -> "Component":
         """A sub-component in folder `name`, whose manifest this component lists."""
         self.read(f"{name}/{MANIFEST}")

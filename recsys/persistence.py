@@ -1,7 +1,8 @@
 """A Recommender saved as one component: its data copy, its candidate sources and its ranker.
 
-`DIR/manifest.json` (format `recsys.recommender`) holds the configuration, the data's
-fingerprint, the training summary and a checksum of every file of the data copy (`data/`) and of
+`DIR/manifest.json` (format `recsys.recommender`) holds the configuration, the fingerprints of
+the data copy and of the data it was trained on (they differ once it has observed events), the
+training summary and a checksum of every file of the data copy (`data/`) and of
 the sub-components' manifests (`candidates/`, `ranker/`), which checksum their own files. The
 folder is written next to its target and renamed into place, so a reader never sees half a model.
 Loading checks formats, versions, checksums and the fingerprint, and an `ArtifactError` names the
@@ -44,7 +45,8 @@ def save_recommender(model, path: str | os.PathLike) -> Path:
             written.append(f"{RANKER}/{MANIFEST}")
         write_component(tmp, FORMAT, FORMAT_VERSION, {}, {
             "config": model.config.to_json(),
-            "data": {"name": history.name, "fingerprint": model.fingerprint_, "end": str(history.end)},
+            "data": {"name": history.name, "fingerprint": history.fingerprint(), "end": str(history.end),
+                     "trained_on": model.fingerprint_},
             "training": model.training_summary_, "fit_seconds": model.fit_timings_,
             "metrics": getattr(model, "metrics_", {}), "source_params": model.source_params_,
             "tuning": model.tuning_, "negative_keep_rate": getattr(model, "negative_keep_rate_", 1.0),
@@ -94,9 +96,12 @@ def load_recommender(cls, path: str | os.PathLike):
         component.sub(RANKER, RANKER_FORMAT, RANKER_VERSION)
         model.ranker_ = load_ranker(component.folder / RANKER)
     model.builder_ = FeatureBuilder(seed=config.seed).fit(history)
-    model.fingerprint_ = data_info["fingerprint"]
+    model.fingerprint_ = data_info.get("trained_on", data_info["fingerprint"])
     model.training_summary_ = component.get("training") or {}
-    model.negative_keep_rate_ = float(component.get("negative_keep_rate", 1.0))
+    try:
+        model.negative_keep_rate_ = float(component.get("negative_keep_rate", 1.0))
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(f"the saved negative keep rate is not a number ({err})", file=where) from err
     model.fit_timings_ = component.get("fit_seconds") or {}
     model.metrics_ = component.get("metrics") or {}
     model.source_params_ = component.get("source_params") or {}

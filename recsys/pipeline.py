@@ -192,7 +192,6 @@ class Prepared:
     candidates: Any  # CandidateBatch
     features: FeatureTable
     now: pd.Timestamp
-    device: Any
     generators: Any
 
 
@@ -281,7 +280,7 @@ class Recommender:
                                         cfg.training, seed=cfg.seed + w)
             else:
                 table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history)
-                table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut,
+                table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut, cut + span,
                                                  cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
                 table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,
                                       table.weight, table.balance, table.label_counts, table.window)
@@ -348,7 +347,8 @@ class Recommender:
         items = dataset.items
         self.titles_ = np.append(items["title"].to_numpy(dtype=object), None)
         if not self.generators_.item_ids_.equals(self.builder_.item_ids_):
-            raise ArtifactError("the candidate sources and the features were fitted on different catalogues")
+            raise ArtifactError("the candidate sources and the features were fitted on different catalogues",
+                                file=dataset.name)
 
     @property
     def history_(self) -> Dataset:
@@ -416,7 +416,7 @@ class Recommender:
             block = group.compute(cands.member, cands.item, cands.raw,
                                   [g.personal for g in self.generators_.generators])
             features = features.with_features(block, group.features_)
-        return Prepared(member_ids, cands, features, now, device, self.generators_)
+        return Prepared(member_ids, cands, features, now, self.generators_)
 
     def _threads(self, n_members: int):
         """A few members' work is too small to share between threads (see `recsys.threads`)."""
@@ -468,10 +468,12 @@ class Recommender:
             members = self._members(user_ids)
             table = self._member_table(members, users)
             frames = self._chunked(members, lambda chunk: serve(self._prepare(chunk, now, device, table)))
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in self._COLUMNS})
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def _chunked(self, members: np.ndarray, work: Callable[[np.ndarray], Any]) -> list[Any]:
-        """`work` on chunks of members, in order; large batches use every core, one thread pool thread each."""
+        """`work` on chunks of members, in order; large batches use up to 4 cores, one thread pool thread each."""
         step = member_chunk(len(self.generators_.item_ids_))
         workers = min(os.cpu_count() or 1, 4)
         if len(members) < SMALL_CALL or workers < 2:
@@ -601,6 +603,8 @@ class Recommender:
         self.history_index_ = self.history_index_.extend(new)
         self._observed.append(new)
         self.end_ = max(self.end_, new["timestamp"].max())
+        if "device" in new.columns:
+            self.devices_ = self.devices_ | frozenset(new["device"].dropna().unique())
         finished = new[label_events(new, LabelConfig()).to_numpy() == POSITIVE]
         if len(finished):
             self.generators_.mark_seen(finished["user_id"].to_numpy(), finished["item_id"].to_numpy())
@@ -630,7 +634,7 @@ def _order_within(member: np.ndarray, score: np.ndarray) -> np.ndarray:
     counts = np.bincount(member)
     start = np.concatenate([[0], np.cumsum(counts)])[:-1]
     col = np.arange(len(member)) - start[member]
-    grid = np.full((len(counts), int(counts.max())), np.inf)
-    grid[member, col] = -score
+    grid = np.full((len(counts), int(counts.max())), np.inf)  # padding sorts after every real row
+    grid[member, col] = np.where(np.isnan(score), np.finfo(np.float64).max, -score)  # a NaN score comes last
     order = np.argsort(grid, axis=1, kind="stable")
     return (start[:, None] + order)[np.arange(grid.shape[1])[None, :] < counts[:, None]]

@@ -10,6 +10,7 @@ cannot disagree about what it is called.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 __all__ = ["Registry"]
@@ -26,6 +27,7 @@ class Registry(Generic[T]):
         self.key = key
         self._loader = loader
         self._loaded = loader is None
+        self._loading = threading.Lock()
         self._classes: dict[str, T] = {}
 
     def register(self, cls: T) -> T:
@@ -42,9 +44,11 @@ class Registry(Generic[T]):
 
     def _load(self) -> None:
         if not self._loaded:
-            self._loaded = True
-            assert self._loader is not None
-            self._loader()
+            with self._loading:  # a second thread waits for the whole family, never sees half of it
+                if not self._loaded:
+                    assert self._loader is not None
+                    self._loader()
+                    self._loaded = True
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order."""

@@ -25,16 +25,15 @@ import numpy as np
 import pandas as pd
 
 from .data.dataset import Dataset
-from .data.schema import MATURITY_MIN_AGE
+from .data.schema import maturity_min_ages
 from .errors import NotFittedError
-from .features.history import SECOND_SPAN, History, seconds_since
+from .features.history import DAY_SECONDS, SECOND_SPAN, History, seconds_since
 from .features.ragged import ragged_ranges
 from .ids import IdIndex
 from .registry import Registry
 
 __all__ = ["RerankConfig", "ReRanker", "RerankResult", "RankedLists", "RERANK_STEPS", "RerankStep"]
 
-DAY_SECONDS = 86_400
 CHANGE_COLUMNS = ["user_id", "item_id", "action", "from_rank", "to_rank", "reason"]
 
 #: Re-rank steps by name (the config's `steps` and the contract tests read it).
@@ -210,7 +209,12 @@ class Diversity(RerankStep):
         span = hi - lo
         rel = np.where(span[:, None] > 0, (score - lo[:, None]) / np.where(span > 0, span, 1.0)[:, None], 1.0)
         vec = self.titles.vectors[np.maximum(item, 0)] * (item >= 0)[:, :, None]
-        max_sim = np.zeros(score.shape, dtype=np.float32)
+        # each member's pool similarities as one product of the pool with itself (the member's own
+        # shape: the same bits whoever else is in the batch)
+        sims = np.zeros((len(rows), width, width), dtype=np.float32)
+        for m, c in enumerate(count):
+            sims[m, :c, :c] = vec[m, :c] @ vec[m, :c].T
+        max_sim = np.zeros(score.shape)
         available = valid.copy()
         reach = np.arange(width)[None, :]
         chosen = np.full((len(rows), steps), -1, dtype=np.int64)
@@ -224,8 +228,7 @@ class Diversity(RerankStep):
             live = j < count
             chosen[live, j] = best[live]
             available[members, best] = False
-            sim = (vec * vec[members, best][:, None, :]).sum(axis=2)
-            max_sim = np.maximum(max_sim, sim)
+            max_sim = np.maximum(max_sim, sims[members, best])
         out[rows] = chosen
         return out
 
@@ -257,9 +260,8 @@ class ReRanker:
             np.full(len(items), None, dtype=object)
         show_codes, show_names = pd.factorize(pd.Series([s if isinstance(s, str) else None for s in shows],
                                                         dtype=object))
-        min_age = np.array([MATURITY_MIN_AGE.get(m, 0) if isinstance(m, str) else 0
-                            for m in (items["maturity_rating"] if "maturity_rating" in items.columns
-                                      else [None] * len(items))])
+        min_age = maturity_min_ages(items["maturity_rating"] if "maturity_rating" in items.columns
+                                    else [None] * len(items))
         rating = items["maturity_rating"].to_numpy(dtype=object) if "maturity_rating" in items.columns else \
             np.full(len(items), None, dtype=object)
         if item_vectors is not None:

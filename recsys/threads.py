@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["single_threaded"]
+__all__ = ["single_threaded", "limited"]
 
 _local = threading.local()
 
@@ -55,3 +55,8 @@ def single_threaded() -> Iterator[None]:
         if limiter is not None:
             limiter.restore_original_limits()
 
+
+
+def limited() -> bool:
+    """Whether this thread runs inside `single_threaded` (then work must not raise its own thread counts)."""
+    return getattr(_local, "depth", 0) > 0

@@ -197,9 +197,9 @@ def holdout_table(dataset: Dataset, visible: Dataset, hidden: Dataset, blend, bu
 
 
 def with_candidate_negatives(table: TrainingTable, dataset: Dataset, blend, builder: FeatureBuilder,
-                             history: History, cut, n: int, n_candidates: int, seed: int) -> TrainingTable:
-    """An impressions table plus `n` unplayed blend candidates per member with a positive, as negatives
-    (at that member's positive times in the window)."""
+                             history: History, cut, end, n: int, n_candidates: int, seed: int) -> TrainingTable:
+    """An impressions table plus `n` blend candidates per member with a positive that the member did not
+    play before the window's `end`, as negatives (at that member's positive times in the window)."""
     if n == 0:
         return table
     rng = np.random.default_rng(seed)
@@ -207,7 +207,9 @@ def with_candidate_negatives(table: TrainingTable, dataset: Dataset, blend, buil
     positives = rows[table.label == 1]
     members = pd.unique(positives["user_id"])
     cands = blend.recommend(members, n=n_candidates, now=cut, users=dataset.users)
-    played = set(zip(dataset.plays()["user_id"], dataset.plays()["item_id"]))
+    plays = dataset.plays()
+    plays = plays[plays["timestamp"] < pd.Timestamp(end)]  # what came after the window is not known yet
+    played = set(zip(plays["user_id"], plays["item_id"]))
     cands = cands[[(u, i) not in played for u, i in zip(cands["user_id"], cands["item_id"])]]
     picked = cands.groupby("user_id", sort=False).sample(frac=1.0, random_state=seed)
     picked = picked.groupby("user_id", sort=False).head(n)

@@ -346,3 +346,14 @@ def test_every_group_declares_exactly_what_it_computes(leak_setup):
             builder.index(data), builder.titles_) for name in block.columns}
         assert computed == set(group.names), group.name
         assert all(f.name in table for f in group.features_)
+
+
+def test_a_signup_after_the_moment_is_not_revealed():
+    """Rows at a moment before the member joined (the start of a training window, say) must not carry the
+    future signup as a negative tenure."""
+    data = _tiny()
+    builder = FeatureBuilder(use_embeddings=False).fit(data)
+    rows = pd.DataFrame({"user_id": ["b", "b"], "item_id": ["m1", "m1"],
+                         "timestamp": [pd.Timestamp("2025-11-20"), pd.Timestamp("2025-11-22")], "device": "tv"})
+    f = builder.transform(rows, data).frame
+    assert np.isnan(f["days_since_signup"].iat[0]) and f["days_since_signup"].iat[1] == pytest.approx(1.0)

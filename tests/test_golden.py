@@ -37,10 +37,12 @@ def test_top10_lists_of_500_members_equal_those_before_the_rewrite(sample_model)
     expected = golden.groupby("user_id", sort=False)["item_id"].apply(list)
     different = [u for u in wanted if got.get(u) != expected.get(u)]
     assert not different, f"{len(different)} lists changed, e.g. {different[:5]}"
-    # the scores too, to the CSV's ten significant digits (float rounding of products aside)
+    # the scores agree to 1e-4: minutes per session are now summed within each member (before, a global
+    # running sum carried ~1e-10 of rounding from other members' minutes, a leak in the last bits), which
+    # moves the logistic regression's optimum by about 1e-5
     joined = golden.merge(lists, on=["user_id", "item_id", "rank"], suffixes=("_before", "_now"))
     assert len(joined) == len(golden)
-    np.testing.assert_allclose(joined["score_now"], joined["score_before"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(joined["score_now"], joined["score_before"], rtol=1e-4, atol=1e-9)
 
 
 def test_a_member_alone_gets_the_list_they_get_in_a_batch(sample_model):

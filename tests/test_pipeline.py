@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -135,3 +137,26 @@ def test_a_damaged_file_of_any_component_is_named(model, tmp_path):
                                                     .replace('"rows"', '"rows" '))
     with pytest.raises(ArtifactError, match="checksum"):
         Recommender.load(other)
+
+
+def test_a_model_that_observed_events_saves_and_loads(model, data, tmp_path):
+    twin = model.fork()
+    member, title = data.users["user_id"].iat[7], data.items["item_id"].iat[3]
+    event = pd.DataFrame({"user_id": [member], "item_id": [title], "timestamp": [data.end + pd.Timedelta(hours=1)],
+                          "watch_fraction": [1.0], "minutes_watched": [30.0], "device": ["tv"],
+                          "session_id": ["later"], "source": ["row"]})
+    twin.observe(event)
+    again = Recommender.load(twin.save(tmp_path / "observed"))
+    assert len(again.history_.events) == len(data.events) + 1 and again.fingerprint_ == model.fingerprint_
+    later = {"now": data.end + pd.Timedelta(hours=2)}
+    assert title not in set(again.recommend([member], k=10, context=later)["item_id"])
+    pd.testing.assert_frame_equal(again.recommend([member], context=later), twin.recommend([member], context=later))
+
+
+def test_rows_with_nan_scores_sort_last_within_their_member():
+    from recsys.pipeline import _order_within
+
+    member = np.array([0, 0, 0, 1, 1, 2])
+    score = np.array([0.2, np.nan, 0.9, np.nan, 0.1, 0.5])
+    assert _order_within(member, score).tolist() == [2, 0, 1, 4, 3, 5]
+    assert _order_within(np.zeros(0, dtype=np.int64), np.zeros(0)).tolist() == []

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from ..artifacts import Component, npz_bytes, read_component, read_npz, write_component
 from ..data.dataset import Dataset
 from ..data.errors import DataError
-from ..data.schema import MATURITY_MIN_AGE
+from ..data.schema import maturity_min_ages
 from ..data.validation import normalize_ids
 from ..errors import ArtifactError, NotFittedError
 from ..features.ragged import ragged_ranges
@@ -270,13 +270,12 @@ class UserBatch:
     """A batch of users to score: external ids, dense indices (-1 when unknown at fit) and attributes.
 
     `attributes` maps each of USER_ATTRIBUTES to an object array aligned with `ids` (None where
-    unknown); `given` marks members whose attributes came from the caller rather than from fit.
+    unknown).
     """
 
     ids: np.ndarray  # object array of external ids
     index: np.ndarray  # int64, -1 for users the model was not fitted on
     attributes: dict[str, np.ndarray]
-    given: np.ndarray | None = None  # bool per member, or None when no attribute was given
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -427,9 +426,7 @@ class CandidateGenerator(abc.ABC):
         else:
             self.item_added_ = np.full(len(items), np.datetime64("NaT"), dtype="datetime64[ns]")
         if "maturity_rating" in items.columns:
-            ages = items["maturity_rating"].map(lambda r: MATURITY_MIN_AGE.get(str(r).strip().upper(), 0)
-                                                if isinstance(r, str) else 0)
-            self.item_min_age_ = ages.to_numpy(dtype=np.int64)
+            self.item_min_age_ = maturity_min_ages(items["maturity_rating"]).astype(np.int64)
         else:
             self.item_min_age_ = np.zeros(len(items), dtype=np.int64)
         self.item_titles_ = (items["title"].astype(object).where(items["title"].notna(), items["item_id"])
@@ -463,7 +460,6 @@ class CandidateGenerator(abc.ABC):
         ids = np.asarray(ids, dtype=object)
         index = self.user_lookup_.positions(ids)
         attrs = {col: self.user_attributes_[col][index] for col in USER_ATTRIBUTES}  # -1 picks the trailing None
-        given = None
         if users is not None:
             if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
                 raise DataError("users must be a DataFrame with a user_id column", column="user_id")
@@ -472,15 +468,12 @@ class CandidateGenerator(abc.ABC):
             supplied = supplied.drop_duplicates("user_id", keep="last")
             rows = wanted.positions(supplied["user_id"].to_numpy())
             supplied, rows = supplied[rows >= 0], rows[rows >= 0]
-            if len(rows):
-                given = np.zeros(len(ids), dtype=bool)
-                for col in USER_ATTRIBUTES:
-                    if col in supplied.columns:
-                        values = supplied[col].to_numpy(dtype=object)
-                        present = pd.notna(values)
-                        attrs[col][rows[present]] = values[present]
-                        given[rows[present]] = True
-        return UserBatch(ids=ids, index=index, attributes=attrs, given=given)
+            for col in USER_ATTRIBUTES:
+                if len(rows) and col in supplied.columns:
+                    values = supplied[col].to_numpy(dtype=object)
+                    present = pd.notna(values)
+                    attrs[col][rows[present]] = values[present]
+        return UserBatch(ids=ids, index=index, attributes=attrs)
 
     def _mask(self, scores: np.ndarray, batch: UserBatch, exclude_seen: bool, available: np.ndarray) -> None:
         """In place: -inf for unavailable, age-inappropriate and (optionally) already finished titles."""
@@ -695,9 +688,9 @@ class CandidateGenerator(abc.ABC):
             raise ArtifactError(f"unknown generator class {component.get('class')!r}", file=where)
         if cls is not CandidateGenerator and not issubclass(klass, cls):
             raise ArtifactError(f"this folder holds a {klass.__name__}, not a {cls.__name__}", file=where)
-        obj = klass._from_config(component["config"], where)
         arrays = read_npz(component.read(ARRAYS), (), str(component.folder / ARRAYS))
         try:
+            obj = klass._from_config(component["config"], where)
             obj.item_ids_ = pd.Index(arrays["item_ids"].astype(object), name="item_id")
             obj.item_titles_ = arrays["item_titles"].astype(str)
             obj.item_added_ = arrays["item_added"].view("datetime64[ns]")
@@ -721,9 +714,9 @@ class CandidateGenerator(abc.ABC):
             obj._prepare()
         except ArtifactError:
             raise
-        except (KeyError, ValueError, TypeError, OSError) as err:
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as err:
             raise ArtifactError(f"could not restore the {klass.__name__} ({type(err).__name__}: {err})",
-                                file=str(component.folder)) from err
+                                file=where) from err
         return obj
 
 

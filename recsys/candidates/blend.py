@@ -58,7 +58,6 @@ class CandidateBatch:
     """
 
     member_ids: np.ndarray
-    member_index: np.ndarray  # dense index of each member in the generators' users (-1: unknown)
     member: np.ndarray
     item: np.ndarray
     score: np.ndarray
@@ -198,8 +197,8 @@ def blend_frames(frames: dict[str, pd.DataFrame], n: int, quotas: dict[str, floa
         lo = hi
     member, item, score, rank, src, bits, src_score, src_rank = blend_arrays(
         parts, len(user_uniques), len(item_uniques), [float(quotas.get(name, 1.0)) for name in names], int(n), rrf_k)
-    batch = CandidateBatch(np.asarray(user_uniques, dtype=object), np.full(len(user_uniques), -1), member, item, score,
-                           rank, src, bits, src_score, src_rank, names)
+    batch = CandidateBatch(np.asarray(user_uniques, dtype=object), member, item, score, rank, src, bits, src_score,
+                           src_rank, names)
     return batch.frame(np.asarray(item_uniques, dtype=object))
 
 
@@ -277,8 +276,8 @@ class BlendGenerator(CandidateGenerator):
         member, item, score, rank, src, bits, src_score, src_rank = blend_arrays(
             [r.arrays for r in results], len(member_ids), len(self.item_ids_),
             [quotas[name] for name in self.source_names], int(n), self.rrf_k)
-        return CandidateBatch(member_ids, self.user_lookup_.positions(member_ids), member, item, score, rank, src,
-                              bits, src_score, src_rank, self.source_names, [r.raw for r in results])
+        return CandidateBatch(member_ids, member, item, score, rank, src, bits, src_score, src_rank,
+                              self.source_names, [r.raw for r in results])
 
     def recommend(self, user_ids: Any, n: int = 100, exclude_seen: bool = True, now: Any = None,
                   users: pd.DataFrame | None = None) -> pd.DataFrame:

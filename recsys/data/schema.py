@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Column", "TableSchema", "USERS", "ITEMS", "EVENTS", "SEARCHES", "SCHEMAS", "MATURITY_MIN_AGE"]
+import numpy as np
+
+__all__ = ["Column", "TableSchema", "USERS", "ITEMS", "EVENTS", "SEARCHES", "SCHEMAS", "MATURITY_MIN_AGE",
+           "maturity_min_ages"]
 
 Kind = Literal["id", "str", "int", "float", "datetime", "list", "category"]
 
@@ -47,6 +50,12 @@ class TableSchema:
 
 # Minimum viewer age for each maturity rating (US-style ladder; MovieLens data has none).
 MATURITY_MIN_AGE: dict[str, int] = {"G": 0, "PG": 7, "PG-13": 13, "R": 17, "NC-17": 18}
+
+
+def maturity_min_ages(ratings, unknown: float = 0.0) -> np.ndarray:
+    """The minimum age of each maturity rating (case and spaces ignored); `unknown` for missing or other ratings."""
+    return np.array([MATURITY_MIN_AGE.get(r.strip().upper(), unknown) if isinstance(r, str) else unknown
+                     for r in ratings], dtype=float)
 
 USERS = TableSchema(
     "users",

@@ -4,8 +4,8 @@ A group's `fit(dataset, titles)` decides which of its features the data supports
 are never faked) and sets `features_`; `compute(rows, history, titles)` returns `Block`s whose
 columns are exactly those features. Each feature is therefore named, described and computed in
 one place. A group reads only the rows' own members' past (`history`) and the shared title
-tables, so any subset of members can be computed on its own (the Spark path runs groups on
-partitions of members), and a member's values do not depend on who else is in the batch.
+tables, so any subset of members can be computed on its own (a distributed engine can run the
+groups on partitions of members), and a member's values do not depend on who else is in the batch.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ without re-reading the rest of the log.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -20,9 +21,10 @@ from ..labels import LabelConfig, label_events
 from ..ids import IdIndex
 from .ragged import ragged_ranges
 
-__all__ = ["History", "seconds_since", "SECOND_SPAN", "search_vocabulary", "tokenize"]
+__all__ = ["History", "seconds_since", "SECOND_SPAN", "DAY_SECONDS", "search_vocabulary", "tokenize"]
 
 SECOND_SPAN = np.int64(2) ** 32  # room for 136 years of seconds per entity in a combined key
+DAY_SECONDS = 86_400
 
 
 def seconds_since(times, origin: np.datetime64) -> np.ndarray:
@@ -128,7 +130,8 @@ class History:
     """A dataset's plays, impressions and searches indexed for 'what happened before t' questions.
 
     Derived arrays (cumulative sums, the pair index) are computed on first use and kept in
-    `cache` for the life of this index; `extend` returns a new index with an empty cache.
+    `cache` for the life of this index; `extend` returns a new index, which keeps only the member
+    look-up (the members do not change).
     """
 
     origin: np.datetime64
@@ -159,6 +162,7 @@ class History:
     token_vocab: tuple[str, ...]
     labels: LabelConfig | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --------------------------------------------------------------- building
     @classmethod
@@ -259,10 +263,14 @@ class History:
         return out
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
-        """A derived array (cumulative sums, the pair index), computed once per index."""
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
+        """A derived array (cumulative sums, the pair index), computed once per index (batch workers share it)."""
+        value = self.cache.get(key)
+        if value is None:
+            with self._lock:
+                value = self.cache.get(key)
+                if value is None:
+                    value = self.cache[key] = compute()
+        return value
 
     # ---------------------------------------------------------------- queries
     def play_range(self, user: np.ndarray, sec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,12 +8,11 @@ import pandas as pd
 from ..data.dataset import Dataset
 from ..holidays import HOLIDAYS
 from .group import FeatureGroup
-from .history import History
+from .history import DAY_SECONDS, History
 from .rows import Rows
 from .spec import Feature
 from .table import Block
 from .titles import TitleTables, slug
-from .user import DAY_SECONDS
 
 __all__ = ["MediaFeatures"]
 

@@ -178,9 +178,6 @@ class FeatureTable:
                 add(values)
         return total
 
-    def block_of(self, name: str) -> Block:
-        return self._where[name]
-
     def column(self, name: str) -> Any:
         """One feature per row: float64 (dense), Categorical (categorical) or Ragged (sparse list)."""
         try:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..data.schema import MATURITY_MIN_AGE
+from ..data.schema import maturity_min_ages
 
 __all__ = ["TitleTables", "slug"]
 
@@ -67,8 +67,7 @@ class TitleTables:
         languages = (list(pd.unique(items["original_language"].dropna()))
                      if dataset.has("items", "original_language") else [])
         ratings = items["maturity_rating"] if dataset.has("items", "maturity_rating") else [None] * n
-        min_age = np.array([MATURITY_MIN_AGE.get(str(m), np.nan) if isinstance(m, str) else np.nan
-                            for m in ratings] + [np.nan])
+        min_age = np.append(maturity_min_ages(ratings, unknown=np.nan), np.nan)
         return cls(item_ids=pd.Index(items["item_id"]), genres=genres, genre_matrix=gmat, genre_mask=mask,
                    primary_genre=primary, languages=languages, language=_codes(items, "original_language", n),
                    director=_codes(items, "director", n), show=_codes(items, "show_id", n),

@@ -8,15 +8,14 @@ import pandas as pd
 from ..data.dataset import Dataset
 from ..ids import IdIndex
 from .group import FeatureGroup
-from .history import History
+from .history import DAY_SECONDS, History
 from .rows import Rows
 from .spec import Feature
 from .table import Block
 from .titles import TitleTables, slug
 
-__all__ = ["UserFeatures", "DAY_SECONDS", "MAX_LANGUAGE_SHARES"]
+__all__ = ["UserFeatures", "MAX_LANGUAGE_SHARES"]
 
-DAY_SECONDS = 86_400
 MAX_LANGUAGE_SHARES = 12  # per-language shares only when the catalogue has 2..12 languages
 _ATTRIBUTES = (("gender", "Member's gender."), ("language", "Member's main language."),
                ("country", "Member's country."), ("occupation", "Member's occupation."))
@@ -45,7 +44,8 @@ class UserFeatures(FeatureGroup):
                 self.attributes_[col] = (pd.CategoricalDtype(levels), np.append(codes, -1).astype(np.int64))
         self.signup_ = None
         if dataset.has("users", "signup_time"):
-            feats.append(Feature("days_since_signup", "user", "dense", "Days since the member joined."))
+            feats.append(Feature("days_since_signup", "user", "dense",
+                                 "Days since the member joined (missing before they join)."))
             self.signup_ = np.append(users["signup_time"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
         feats += [
             Feature("user_plays", "user", "dense", "Titles the member played before now."),
@@ -78,7 +78,8 @@ class UserFeatures(FeatureGroup):
         for col, (dtype, codes) in self.attributes_.items():
             cols[col] = pd.Categorical.from_codes(codes[static], dtype=dtype, validate=False)
         if self.signup_ is not None:
-            cols["days_since_signup"] = (rows.q_time - self.signup_[static]) / np.timedelta64(1, "D")
+            days = (rows.q_time - self.signup_[static]) / np.timedelta64(1, "D")
+            cols["days_since_signup"] = np.where(days < 0, np.nan, days)  # not yet a member: unknown, not -n
         start, stop = rows.play_range(history)
         n_hist = (stop - start).astype(float)
         cols["user_plays"] = n_hist

@@ -22,13 +22,12 @@ import scipy.sparse as sp
 from ..data.dataset import Dataset
 from ..ids import IdIndex
 from .group import FeatureGroup
-from .history import History
+from .history import DAY_SECONDS, History
 from .ragged import ragged_ranges
 from .rows import Rows
 from .spec import Feature
 from .table import Block
 from .titles import TitleTables
-from .user import DAY_SECONDS
 
 __all__ = ["UserMediaFeatures"]
 

@@ -146,7 +146,9 @@ class BoostingRanker(Ranker):
 
     # ---------------------------------------------------------------- predict / explain
     def _predict(self, features: FeatureTable) -> np.ndarray:
-        return self.booster_.predict(self.encoder_.matrix(features), num_threads=self.n_jobs)
+        from ..threads import limited
+
+        return self.booster_.predict(self.encoder_.matrix(features), num_threads=1 if limited() else self.n_jobs)
 
     def _explain(self, one: FeatureTable) -> tuple[pd.DataFrame, dict[str, Any]]:
         x = self.encoder_.matrix(one)

@@ -318,17 +318,23 @@ class DeepRanker(Ranker):
         rows = np.arange(len(data)) if rows is None else rows
         out = np.empty(len(rows), dtype=np.float64)
         was_training = net.training
-        net.eval()
+        if was_training:  # a fitted net stays in eval mode, so concurrent predictions never toggle it
+            net.eval()
         with torch.inference_mode():
             for lo in range(0, len(rows), _PREDICT_BATCH):
                 chunk = rows[lo:lo + _PREDICT_BATCH]
                 logits = net(*self._tensors(data.batch(None if whole else chunk), device))
                 out[lo:lo + len(chunk)] = torch.sigmoid(logits.double()).cpu().numpy()
-        net.train(was_training)
+        if was_training:
+            net.train()
         return out
 
     def _predict(self, features: FeatureTable) -> np.ndarray:
-        with _threads(self.n_threads):
+        from ..threads import limited
+
+        # torch's thread count is process-wide: a thread that runs limited (a request, a batch worker)
+        # keeps the limit instead of raising it for every thread
+        with contextlib.nullcontext() if limited() else _threads(self.n_threads):
             return self._forward(self.net_, self._inputs(features), None, self.device_)
 
     # ---------------------------------------------------------------- explain

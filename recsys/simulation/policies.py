@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.errors import DataError
-from ..data.schema import MATURITY_MIN_AGE
+from ..data.schema import maturity_min_ages
 from ..labels import POSITIVE, LabelConfig, label_events
 from ..registry import Registry
 
@@ -107,8 +107,7 @@ def _eligible(dataset: Dataset, seen: _SeenMatrix, user_ids: np.ndarray, now: pd
         ok &= ~(added > np.datetime64(pd.Timestamp(now).to_datetime64()))[None, :]
     rows = seen.users.get_indexer(pd.Index(user_ids.astype(str)))
     if "maturity_rating" in items.columns and "age" in dataset.users.columns:
-        min_age = items["maturity_rating"].map(lambda r: MATURITY_MIN_AGE.get(str(r).strip().upper(), 0)
-                                               if isinstance(r, str) else 0).to_numpy(dtype=float)
+        min_age = maturity_min_ages(items["maturity_rating"])
         ages = pd.to_numeric(dataset.users["age"], errors="coerce").to_numpy(dtype=float)
         age = np.where(rows >= 0, ages[np.maximum(rows, 0)], np.nan)
         known = ~np.isnan(age)

@@ -1,6 +1,8 @@
 """Writes tests/golden/top10_sample.csv: the default pipeline's top-10 lists of 500 sample members.
 
-Run once on the implementation before a change that must not alter results, then commit the CSV;
+Run once on the implementation before a change that must not alter results, then commit the CSV (the
+current one comes from a1c05b8 with the days_since_signup fix, 75ddd61, the code before the batch-path
+rewrite);
 `tests/test_golden.py` trains the current code the same way and compares.
 Usage: .venv/bin/python tests/golden/make_top10.py [--out tests/golden/top10_sample.csv]
 """

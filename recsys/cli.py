@@ -219,6 +219,10 @@ def evaluate(
                                         "oracle (default: the pipeline's sources, the blend, every ranker, random, "
                                         "and the oracle where the data has one)."),
     out: Path = typer.Option(Path("artifacts/report.json"), help="Where to write the JSON report."),
+    off_policy: bool = typer.Option(False, "--off-policy",
+                                    help="Also estimate each model's online engagement, videos and minutes per "
+                                         "session from the logged impressions of the last --test-days "
+                                         "(docs/off-policy.md)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary table as JSON."),
 ) -> None:
     """Fit every model per fold without leakage, score it, and write a report (the dashboard reads it)."""
@@ -255,6 +259,8 @@ def evaluate(
         _fail(str(err))
         return
     bar.close()
+    if off_policy:
+        report = _with_off_policy(report, dataset, data, names, test_days, k, seed)
     report["seconds"] = round(time.perf_counter() - started, 1)
     write_report(report, out)
     table = summary_table(report, reference="oracle" if "oracle" in report["models"] else None)
@@ -272,7 +278,49 @@ def evaluate(
         verdict = "significant" if c["significant"] else "not significant"
         typer.echo(f"  {c['a']} - {c['b']}: {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] "
                    f"p={c['p_value']:.4f} ({verdict})")
+    if "off_policy" in report:
+        _echo_estimated_online(report)
     typer.echo(f"\nreport written to {out} in {report['seconds']} s")
+
+
+def _with_off_policy(report: dict[str, Any], dataset, data: str, names: list[str], test_days: float, k: int,
+                     seed: int) -> dict[str, Any]:
+    """`evaluate --off-policy`: each model's estimated online value from the logs, added to the report."""
+    from .data.loaders import world_of
+    from .evaluation.logged import OffPolicyUnavailable
+    from .evaluation.models import online_specs
+    from .evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
+    from .evaluation.report import attach_off_policy
+
+    world = world_of(data)
+    bar, update = _progress_bar("off-policy estimates")
+    try:
+        off = evaluate_off_policy(dataset, online_specs(names, seed, world is not None), world=world,
+                                  config=OffPolicyConfig(window_days=test_days, examination_days=max(56.0, test_days),
+                                                         k=min(10, k), seed=seed), progress=update)
+    except OffPolicyUnavailable as err:
+        off = str(err)
+    except (DataError, ValueError) as err:
+        bar.close()
+        _fail(str(err))
+    finally:
+        bar.close()
+    return attach_off_policy(report, off)
+
+
+def _echo_estimated_online(report: dict[str, Any]) -> None:
+    section = report["off_policy"]
+    if "unavailable" in section:
+        typer.echo(f"\nestimated online: not available: {section['unavailable']}")
+        return
+    typer.echo(f"\nestimated online ({section['default_estimator']}, logged sessions {section['window']['start']} to "
+               f"{section['window']['end']}; the logs' own: "
+               f"{section['logged']['minutes_per_session']['estimate']:.1f} minutes per session):")
+    for name, by in section["policies"].items():
+        per = by[section["default_estimator"]]
+        e, m = per["engagement_rate"], per["minutes_per_session"]
+        typer.echo(f"  {name:<12} engagement {e['estimate']:.3f} [{e['low']:.3f}, {e['high']:.3f}]  minutes/session "
+                   f"{m['estimate']:6.1f} [{m['low']:.1f}, {m['high']:.1f}]  ESS {m['ess']:.0f}")
 
 
 @app.command()
@@ -280,7 +328,7 @@ def simulate(
     data: str = typer.Option("sample", "--data", help=DATA_HELP + " (a simulated world: the sample or a "
                                                                   "folder written by `recsys generate`)"),
     control: str = typer.Option("popularity", "--control",
-                                help="popularity | random | oracle | a saved model's folder"),
+                                help="popularity | random | oracle | logging | a saved model's folder"),
     treatment: list[str] = typer.Option(..., "--treatment", help="Same choices as --control; repeat for more arms."),
     users: int = typer.Option(2000, "--users", help="Members in the experiment (split at random between arms)."),
     days: float = typer.Option(7.0, "--days", help="Length of the simulated period after the data ends."),
@@ -292,7 +340,8 @@ def simulate(
     alpha: float = typer.Option(0.05, help="Significance level of the comparisons."),
     offline: bool = typer.Option(False, "--offline",
                                  help="Also the offline NDCG/mAP@k of each arm's policy (one temporal fold; "
-                                      "re-fits each policy) next to its online metrics."),
+                                      "re-fits each policy) and its off-policy estimates of engagement, videos "
+                                      "and minutes per session from the logs, next to its online metrics."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Simulated online A/B test: members split at random between a control and treatment arm(s)."""
@@ -357,6 +406,11 @@ def simulate(
         bar.close()
         comparison, agreement = offline_vs_online(off, report, k=k)
         payload["offline_vs_online"] = {"table": comparison.to_dict("records"), "agreement": agreement}
+        off_policy = _off_policy_section(dataset, world, arms, specs, report, k, seed, slot_minutes)
+        payload["off_policy"] = off_policy
+        for arm in payload["arms"]:
+            if arm["arm"] in off_policy.get("estimates", {}):
+                arm["off_policy"] = off_policy["estimates"][arm["arm"]]
     if as_json:
         _emit_json(payload)
         return
@@ -380,6 +434,48 @@ def simulate(
         typer.echo(comparison.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         typer.echo(f"Kendall tau {agreement.get('kendall_tau')}, same order: {agreement.get('same_order')}, "
                    f"same best: {agreement.get('same_best')}")
+        _echo_off_policy(payload["off_policy"])
+
+
+def _off_policy_section(dataset, world, arms, specs, report, k: int, seed: int, slot_minutes: int) -> dict[str, Any]:
+    """`simulate --offline`'s off-policy part: every arm estimated from the logs, beside its simulated value."""
+    from .evaluation.logged import METRICS as OFF_METRICS
+    from .evaluation.logged import OffPolicyUnavailable
+    from .evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
+    from .simulation import RecommenderPolicy, off_policy_vs_online
+
+    bar, update = _progress_bar("off-policy estimates")
+    try:
+        policies = {name: (arm if isinstance(arm, RecommenderPolicy) else spec)
+                    for (name, arm), spec in zip(arms.items(), specs)}
+        off = evaluate_off_policy(dataset, policies, world=world,
+                                  config=OffPolicyConfig(k=k, seed=seed, slot_minutes=slot_minutes), progress=update)
+    except OffPolicyUnavailable as err:
+        bar.close()
+        return {"unavailable": str(err)}
+    except (DataError, ValueError) as err:
+        bar.close()
+        _fail(str(err))
+    bar.close()
+    table, agreement = off_policy_vs_online(off, report)
+    estimates = {name: {metric: off.policies[name][off.lead][metric].as_dict() for metric in OFF_METRICS}
+                 for name in off.policies}
+    return {"estimator": off.lead, "estimates": estimates, "agreement": agreement,
+            "table": table.to_dict("records"), "report": off.as_dict()}
+
+
+def _echo_off_policy(section: dict[str, Any]) -> None:
+    if "unavailable" in section:
+        typer.echo(f"\noff-policy estimates: not available: {section['unavailable']}")
+        return
+    typer.echo(f"\noff-policy estimates from the logs (estimator {section['estimator']}, last 14 days) versus online:")
+    for row in section["table"]:
+        if row["estimator"] == section["estimator"]:
+            typer.echo(f"  {row['policy']:<14} {row['metric']:<20} simulated {row['simulated']:9.3f}  estimated "
+                       f"{row['estimate']:9.3f} [{row['low']:.3f}, {row['high']:.3f}]  error {row['relative_error']:.1%}")
+    for metric, a in section["agreement"][section["estimator"]].items():
+        typer.echo(f"  {metric}: Kendall tau {a['kendall_tau']}, median relative error "
+                   f"{a['median_relative_error']:.1%}, intervals covering {a['covered']} of {a['arms']}")
 
 
 def format_summary(s: dict[str, Any]) -> str:

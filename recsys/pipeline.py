@@ -214,7 +214,8 @@ class Recommender:
         end = dataset.end + pd.Timedelta(seconds=1)
         span = pd.Timedelta(days=cfg.ranker_window_days)
         first_cut = end - span * cfg.ranker_windows
-        if cfg.training_rows != "holdout" and (dataset.start is None or first_cut <= dataset.start + span):
+        if cfg.ranker is not None and cfg.training_rows != "holdout" and (
+                dataset.start is None or first_cut <= dataset.start + span):
             raise DataError(f"the data spans {(end - dataset.start).days} days; the ranker's {cfg.ranker_windows} "
                             f"window(s) of {cfg.ranker_window_days:g} days need more history before them",
                             file=dataset.name, column="timestamp", hint="lower ranker_window_days or ranker_windows")
@@ -537,17 +538,22 @@ class Recommender:
         return Inspection(candidates=frame, ranked=ranked, final=self._present(part, rows, before, p),
                           changes=changes, features=part.features)
 
+    def features_for(self, rows: pd.DataFrame) -> FeatureTable:
+        """The ranker's features of arbitrary (user_id, item_id, timestamp[, device]) rows: each row's
+        history features see only events before its timestamp, its source scores are the sources' as fitted."""
+        self._check()
+        rows = rows.reset_index(drop=True)
+        if self.builder_.has_device_ and "device" not in rows.columns:
+            rows = rows.assign(device=None)
+        return with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
+                                  users=self._data.users)
+
     def predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         """P(watch) for arbitrary (user_id, item_id, timestamp[, device]) rows, features point in time."""
         self._check()
         if self.ranker_ is None:
             raise ValueError("this Recommender has no ranker (ranker=None)")
-        rows = rows.reset_index(drop=True)
-        if self.builder_.has_device_ and "device" not in rows.columns:
-            rows = rows.assign(device=None)
-        features = with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
-                                      users=self._data.users)
-        return correct_probability(self.ranker_.predict_proba(features), self.negative_keep_rate_)
+        return correct_probability(self.ranker_.predict_proba(self.features_for(rows)), self.negative_keep_rate_)
 
     def explain(self, user_id, item_id, context: dict[str, Any] | None = None, top: int = 10) -> pd.DataFrame:
         """The top feature contributions to P(watch) of this title for this member now."""

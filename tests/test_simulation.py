@@ -236,6 +236,7 @@ POLICY_FACTORIES = {
     "random": lambda world_data: make_policy("random", seed=3),
     "oracle": lambda world_data: make_policy("oracle", world=world_data[0]),
     "popularity": lambda world_data: make_policy("popularity"),
+    "logging": lambda world_data: make_policy("logging", world=world_data[0], seed=3),
     "recommender": _recommender_policy,
 }
 
@@ -265,3 +266,22 @@ def test_online_policy_contract(name, world_data):
     later = now + pd.Timedelta(hours=3)
     again = policy.recommend(requests.assign(timestamp=later), 5, later)
     assert all(finished[u] not in again.get(u, []) for u in finished)
+
+
+def test_the_logging_arm_draws_like_the_logs(world_data):
+    """The arm's rows are the world's Plackett-Luce draws: reproducible per seed, different across seeds, and
+    its online engagement is close to the logged sessions' own."""
+    world, data = world_data
+    now = data.end + pd.Timedelta(hours=2)
+    members = list(data.users["user_id"].iloc[:40])
+    requests = pd.DataFrame({"user_id": members, "timestamp": now, "device": "tv",
+                             "session_id": [f"s{k}" for k in range(len(members))]})
+    first = make_policy("logging", world=world, seed=3).start(data, world).recommend(requests, 10, now)
+    again = make_policy("logging", world=world, seed=3).start(data, world).recommend(requests, 10, now)
+    other = make_policy("logging", world=world, seed=4).start(data, world).recommend(requests, 10, now)
+    assert first == again and first != other
+    report = analyze(_run(world_data, {"logging": "logging", "random": "random"}, users=300, days=7))
+    online = report.table().set_index("arm").loc["logging", "engagement_rate"]
+    rows = data.events[data.events["source"] == "row"]
+    logged = rows.groupby("session_id")["watch_fraction"].max().gt(0).mean()
+    assert abs(online - logged) < 0.1, (online, logged)

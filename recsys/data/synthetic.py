@@ -704,6 +704,27 @@ class SyntheticWorld:
             remaining -= weights[c]
         return cand[order], props
 
+    def logging_row(self, user_id: str, when, state: MemberState, rng: np.random.Generator
+                    ) -> tuple[list[str], np.ndarray]:
+        """The row the logging policy would show this member now (its Plackett-Luce draw, as in the logs),
+        with each slot's propensity given the slots above."""
+        u = int(self._user_index.get_indexer(pd.Index([str(user_id)]))[0])
+        if u < 0:
+            raise KeyError(f"unknown user id in this world: {user_id!r}")
+        shown, props = self._policy_row(u, np.datetime64(pd.Timestamp(when).to_datetime64(), "ns"), state, rng)
+        return [str(x) for x in self.items["item_id"].to_numpy()[shown]], props
+
+    def advance_states(self, states: dict[str, MemberState], events: pd.DataFrame) -> None:
+        """Update members' states in place with the titles these events finished (watch fraction > 80%)."""
+        done = events.loc[events["watch_fraction"] > 0.8, ["user_id", "item_id"]]
+        items = self._item_index.get_indexer(pd.Index(done["item_id"].astype(str)))
+        for user, i in zip(done["user_id"].astype(str), items):
+            if i >= 0:
+                state = states.get(user)
+                if state is None:
+                    state = states[user] = self.new_state()
+                self._mark_finished(state, int(i))
+
     def _member_sessions(self, u: int, rng: np.random.Generator) -> np.ndarray:
         """Session start times for one member: Poisson arrivals at habitual hours, more at weekends."""
         first = max(self._signup[u], self.start)

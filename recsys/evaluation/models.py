@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["model_names", "default_models", "build_policies"]
+__all__ = ["model_names", "default_models", "build_policies", "online_specs"]
 
 BASELINES = ("random", "blend", "oracle")
 
@@ -63,3 +63,27 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
         else:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     return policies
+
+
+def online_specs(names: list[str], seed: int, has_world: bool) -> dict[str, object]:
+    """The online twin (recsys.simulation.policies) of each evaluation model, for the off-policy replay: the
+    baselines by name, a ranker as the pipeline with it, a source or the blend as a ranker-less pipeline
+    serving its candidates in order; `logging` joins where there is a world. Models without a twin (the
+    oracle without a world) are left out."""
+    from ..candidates import SOURCES
+    from ..pipeline import Recommender, RecommenderConfig
+    from ..ranking import RANKERS
+
+    specs: dict[str, object] = {}
+    for name in names:
+        if name in ("random", "popularity") or (name == "oracle" and has_world):
+            specs[name] = name
+        elif name in RANKERS:
+            specs[name] = Recommender(RecommenderConfig(ranker=name, seed=seed))
+        elif name in SOURCES:
+            specs[name] = Recommender(RecommenderConfig(ranker=None, sources=(name,), seed=seed))
+        elif name == "blend":
+            specs[name] = Recommender(RecommenderConfig(ranker=None, seed=seed))
+    if has_world:
+        specs["logging"] = "logging"
+    return specs

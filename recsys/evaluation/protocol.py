@@ -24,7 +24,7 @@ from ..labels import POSITIVE, LabelConfig, label_events
 from ..splits import TimeSeriesCV, stratified_split
 
 __all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "RandomPolicy", "GeneratorPolicy",
-           "RecommenderPolicy", "SharedStages", "OraclePolicy", "segment_users"]
+           "RecommenderPolicy", "SharedStages", "OraclePolicy", "LoggingPolicy", "segment_users"]
 
 
 @dataclass
@@ -247,6 +247,29 @@ class OraclePolicy:
     def score_rows(self, rows: pd.DataFrame) -> np.ndarray:
         device = rows["device"].to_numpy() if "device" in rows.columns else self.device
         return self.world.true_watch_probability(rows["user_id"], rows["item_id"], rows["timestamp"].to_numpy(), device)
+
+
+class LoggingPolicy:
+    """The simulated world's logging policy (a Plackett-Luce draw per member at `now`): how the logs were made."""
+
+    def __init__(self, world, seed: int = 0) -> None:
+        self.world, self.seed = world, seed
+
+    def fit(self, train: Dataset) -> "LoggingPolicy":
+        self.states_ = self.world.states_from_events(train.events)
+        return self
+
+    def recommend(self, user_ids, k, now, users) -> pd.DataFrame:
+        rows = []
+        known = set(self.world.users["user_id"].astype(str))
+        for n, user in enumerate(str(u) for u in user_ids):
+            if user not in known:
+                continue
+            state = self.states_.setdefault(user, self.world.new_state())
+            rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), 52, n]))
+            titles, props = self.world.logging_row(user, now, state, rng)
+            rows += [(user, t, r + 1, float(p)) for r, (t, p) in enumerate(zip(titles[:k], props[:k]))]
+        return pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "score"])
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

@@ -215,3 +215,17 @@ def summary_table(report: dict[str, Any], reference: str | None = "oracle") -> p
             "fit s": float(np.mean(m["fit_seconds"])),
         })
     return pd.DataFrame(rows).sort_values(f"NDCG@{k}", ascending=False).reset_index(drop=True)
+
+
+def attach_off_policy(report: dict[str, Any], off_policy) -> dict[str, Any]:
+    """Add the off-policy section to an evaluation report: `models.<name>.off_policy.<metric>` with the
+    default estimator's estimate, low, high, ess and estimator, and the whole estimation under
+    `off_policy`. `off_policy` is an OffPolicyReport, or the text of why it could not run."""
+    if isinstance(off_policy, str):
+        report["off_policy"] = {"unavailable": off_policy}
+        return report
+    report["off_policy"] = off_policy.as_dict()
+    for name, by in off_policy.policies.items():
+        if name in report["models"]:
+            report["models"][name]["off_policy"] = {m: e.as_dict() for m, e in by[off_policy.lead].items()}
+    return report

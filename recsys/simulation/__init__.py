@@ -3,26 +3,28 @@
 `run_experiment(dataset, world, {"control": "popularity", "treatment": model}, ExperimentConfig(...))`
 plays a future period of the world with members randomly assigned to arms; `analyze(result)` gives
 per-arm online metrics with confidence intervals, lifts against the control and a sample-ratio
-check; `offline_vs_online` sets offline NDCG/mAP next to the online results.
+check; `offline_vs_online` sets offline NDCG/mAP next to the online results, and
+`off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy).
 """
 
 from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, session_outcomes
-from .offline_online import evaluation_policy, offline_metrics, offline_vs_online
+from .offline_online import evaluation_policy, off_policy_vs_online, offline_metrics, offline_vs_online
 from .online_metrics import (
     METRICS, ABReport, analyze, compare_ratio, daily_metrics, per_member, ratio_estimate, sample_ratio_check,
 )
 from .policies import (
-    ONLINE_POLICIES, POLICY_NAMES, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy, RecommenderPolicy,
-    append_events,
+    ONLINE_POLICIES, POLICY_NAMES, LoggingPolicy, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy,
+    RecommenderPolicy, append_events,
     finished_pairs, make_policy,
 )
 
 __all__ = [
     "ExperimentConfig", "ExperimentResult", "assign_arms", "run_experiment", "session_outcomes",
-    "evaluation_policy", "offline_metrics", "offline_vs_online",
+    "evaluation_policy", "off_policy_vs_online", "offline_metrics", "offline_vs_online",
     "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "per_member", "ratio_estimate",
     "sample_ratio_check",
-    "ONLINE_POLICIES", "POLICY_NAMES", "OnlinePolicy", "OraclePolicy", "PopularityPolicy", "RandomPolicy",
+    "ONLINE_POLICIES", "POLICY_NAMES", "LoggingPolicy", "OnlinePolicy", "OraclePolicy", "PopularityPolicy",
+    "RandomPolicy",
     "RecommenderPolicy",
     "append_events", "finished_pairs", "make_policy",
 ]

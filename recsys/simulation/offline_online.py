@@ -18,12 +18,12 @@ from scipy import stats
 
 from ..data.dataset import Dataset
 
-__all__ = ["evaluation_policy", "offline_metrics", "offline_vs_online"]
+__all__ = ["evaluation_policy", "offline_metrics", "offline_vs_online", "off_policy_vs_online"]
 
 
 def evaluation_policy(spec: Any, world=None, seed: int = 0) -> Callable[[], Any]:
     """A factory of the offline-evaluation twin of an online policy spec (re-fitted per fold)."""
-    from ..evaluation.protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy
+    from ..evaluation.protocol import GeneratorPolicy, LoggingPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy
     from ..pipeline import Recommender
     from .policies import RecommenderPolicy as OnlineRecommender
 
@@ -39,6 +39,8 @@ def evaluation_policy(spec: Any, world=None, seed: int = 0) -> Callable[[], Any]
         return lambda: RandomPolicy(seed)
     if text == "oracle":
         return lambda: OraclePolicy(world)
+    if text == "logging":
+        return lambda: LoggingPolicy(world, seed)
     path = Path(text).expanduser()
     if path.is_dir():
         config = Recommender.load(path).config
@@ -86,3 +88,35 @@ def offline_vs_online(offline: pd.DataFrame, report, k: int = 10, online_metric:
                          same_order=bool((table["offline rank"] == table["online rank"]).all()),
                          same_best=bool(best_off == best_on), best_offline=best_off, best_online=best_on)
     return table, agreement
+
+
+def off_policy_vs_online(off_report, report, estimators: tuple[str, ...] | None = None
+                         ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each arm's off-policy estimates (an OffPolicyReport) beside its simulated value (an ABReport):
+    per estimator and metric, Kendall's tau over the arms, the median and largest relative error, and
+    how many arms' 95% intervals cover the simulated value."""
+    from ..evaluation.logged import METRICS as OFF_METRICS
+
+    online = report.table().set_index("arm")
+    arms = [a for a in off_report.policies if a in online.index]
+    if estimators is None:
+        estimators = tuple(off_report.policies[arms[0]].keys()) if arms else ()
+    rows, agreement = [], {}
+    for est in estimators:
+        agreement[est] = {}
+        for metric in OFF_METRICS:
+            sim = np.array([float(online.loc[a, metric]) for a in arms])
+            got = [off_report.policies[a][est][metric] for a in arms]
+            values = np.array([g.estimate for g in got])
+            rel = np.abs(values - sim) / np.abs(sim)
+            covered = [bool(g.low <= s <= g.high) for g, s in zip(got, sim)]
+            tau = stats.kendalltau(values, sim)[0] if len(arms) >= 2 else np.nan
+            agreement[est][metric] = {
+                "kendall_tau": float(tau) if np.isfinite(tau) else None,
+                "median_relative_error": float(np.median(rel)) if len(rel) else None,
+                "max_relative_error": float(np.max(rel)) if len(rel) else None,
+                "covered": int(sum(covered)), "arms": len(arms)}
+            for a, g, s, r, c in zip(arms, got, sim, rel, covered):
+                rows.append({"policy": a, "estimator": est, "metric": metric, "simulated": s, "estimate": g.estimate,
+                             "low": g.low, "high": g.high, "relative_error": r, "covered": c, "ess": g.ess})
+    return pd.DataFrame(rows), agreement

@@ -11,7 +11,7 @@ Every policy here follows one small protocol (`OnlinePolicy`):
 - `retrain()` refits on everything seen so far (only when the experiment asks, `retrain_every_days`).
 
 `make_policy(name)` builds one by name (the ONLINE_POLICIES registry: `popularity`, `random`,
-`oracle`), or from the folder of a model saved by `recsys train`; a fitted `Recommender` object is
+`oracle`, `logging`), or from the folder of a model saved by `recsys train`; a fitted `Recommender` object is
 accepted as well.
 """
 
@@ -29,7 +29,8 @@ from ..data.schema import maturity_min_ages
 from ..labels import POSITIVE, LabelConfig, label_events
 from ..registry import Registry
 
-__all__ = ["OnlinePolicy", "PopularityPolicy", "RandomPolicy", "OraclePolicy", "RecommenderPolicy", "make_policy",
+__all__ = ["OnlinePolicy", "PopularityPolicy", "RandomPolicy", "OraclePolicy", "LoggingPolicy", "RecommenderPolicy",
+           "make_policy",
            "ONLINE_POLICIES", "POLICY_NAMES", "append_events", "finished_pairs"]
 
 #: Online policies by name (class attribute `policy`); `recommender` serves a fitted or saved Recommender.
@@ -198,6 +199,50 @@ class OraclePolicy:
 
     def retrain(self) -> None:
         """The truth needs no learning."""
+
+
+@ONLINE_POLICIES.register
+class LoggingPolicy:
+    """The world's logging policy, the way the logs were made: a Plackett-Luce draw over popularity,
+    genre fit, freshness, season and shows in progress. Its online value is what the logs record."""
+
+    policy = name = "logging"
+
+    def __init__(self, world=None, seed: int = 0) -> None:
+        self.world, self.seed = world, seed
+
+    @classmethod
+    def named(cls, world=None, seed: int = 0) -> "LoggingPolicy":
+        return cls(world, seed)
+
+    def start(self, dataset: Dataset, world=None) -> "LoggingPolicy":
+        self.world_ = self.world if self.world is not None else world
+        if self.world_ is None:
+            raise DataError("the logging policy is the simulated world's own (use the sample or a folder written "
+                            "by `recsys generate`)", file=dataset.name)
+        self.states_ = self.world_.states_from_events(dataset.events)
+        self.draws_: dict[str, int] = {}
+        self.positions_ = pd.Index(self.world_.users["user_id"].astype(str))
+        return self
+
+    def recommend(self, requests: pd.DataFrame, k: int, now) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for user, when in zip(requests["user_id"].astype(str), requests["timestamp"]):
+            state = self.states_.get(user)
+            if state is None:
+                state = self.states_[user] = self.world_.new_state()
+            n = self.draws_.get(user, 0)
+            self.draws_[user] = n + 1
+            u = int(self.positions_.get_indexer([user])[0])
+            rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), 51, max(u, 0), n]))
+            out[user] = self.world_.logging_row(user, when, state, rng)[0][:k]
+        return out
+
+    def observe(self, events: pd.DataFrame) -> None:
+        self.world_.advance_states(self.states_, events)
+
+    def retrain(self) -> None:
+        """The logging policy does not learn."""
 
 
 @ONLINE_POLICIES.register

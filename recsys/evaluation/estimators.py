@@ -190,17 +190,15 @@ class InversePropensity(_Estimator):
 
 
 @ESTIMATORS.register
-class SelfNormalisedIPS(_Estimator):
+class SelfNormalisedIPS(InversePropensity):
     """IPS divided by the mean of its session weights (each of expectation 1)."""
 
     estimator = "snips"
     label = "self-normalised inverse propensity"
-    needs_marginals = True
 
     def contributions(self, problem, metric):
-        rho = problem.rho()
-        y = _per_slot_value(problem, rho, metric, problem.per_click(metric), problem.ips_survival(rho))
-        return y, InversePropensity.weights(problem, rho)
+        y, _ = super().contributions(problem, metric)
+        return y, self.weights(problem, problem.rho())
 
 
 @ESTIMATORS.register

@@ -8,12 +8,14 @@ Sections, each a subprocess with a time budget, run one after the other on the s
   scale     bench/scale.py on worlds of 1x, 4x and 16x the default members: fit time per stage,
             warm single-member latency, batch throughput, peak memory, growth (the 1x row is the
             speed section: the 1x world is the sample);
+  off_policy bench/off_policy.py: six policies' online value estimated from the logs against a
+            simulated A/B test of the six, and how long the estimation takes (docs/off-policy.md);
   model     bench/scale_model.py: docs/scale.md from the scale results.
 The machine (CPU count and model, memory, load average at start and end and sampled during the
 run), the date and the git commit go into the page with the exact command of every table.
 
 Usage: .venv/bin/python bench/run_all.py [--quick] [--data movielens:PATH] [--budget-s 1800]
-                                         [--sections quality,scale,model] [--render-only]
+                                         [--sections quality,off_policy,scale,model] [--render-only]
 --quick: tiny settings for development (a few models on one fold, worlds of 0.1x-0.4x); the page
 says so at the top. --render-only: rewrite the pages from bench/results/ without measuring.
 """
@@ -208,6 +210,31 @@ def section_status(run: dict[str, Any] | None) -> str:
     return f"{run['status']} in {run['wall_s']:.0f} s (budget {run['budget_s']:.0f} s)"
 
 
+def off_policy_section(meta: dict[str, Any], run: dict[str, Any] | None) -> list[str]:
+    """The page's off-policy section, from bench/results/off_policy_sample.json (docs/off-policy.md)."""
+    path = RESULTS / "off_policy_sample.json"
+    L = ["## Estimated online value on the sample (off-policy)", ""]
+    command = (run or {}).get("command") or meta["commands"].get("off_policy", "bench/off_policy.py")
+    L += [f"Command: `{command}` — {section_status(run)}.", ""]
+    if not path.exists():
+        return L + ["No results yet.", ""]
+    d = json.loads(path.read_text())
+    parts = d["seconds"]["estimate_parts"]
+    refit = parts.get("replay pipeline", 0.0) + parts.get("replay boosting", 0.0)
+    L += [f"Six policies ({', '.join(d['policies'])}) estimated from the last {d.get('window_days', 14):g} days of "
+          f"logged impressions ({d['off_policy']['window']['sessions']:,} sessions) against one simulated A/B test "
+          f"of the six ({d['users']:,} members, {d['days']:g} days, seed 0). Estimating all six took "
+          f"**{d['seconds']['estimate']:.0f} s** (target 120 s; re-fitting and replaying the two pipelines "
+          f"{refit:.0f} s); the A/B test {d['seconds']['simulate']:.0f} s. Minutes per session:", "",
+          "| estimator | Kendall tau | median relative error | largest | intervals covering the simulated value |",
+          "|---|---|---|---|---|"]
+    for est, per in d["agreement"].items():
+        a = per["minutes_per_session"]
+        L.append(f"| `{est}` | {a['kendall_tau']:.3f} | {a['median_relative_error']:.1%} | "
+                 f"{a['max_relative_error']:.1%} | {a['covered']} of {a['arms']} |")
+    return L + ["", "Per policy, with intervals and the second world: `docs/off-policy.md`.", ""]
+
+
 def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | None) -> str:
     quick = meta["quick"]
     m = meta["machine"]
@@ -330,6 +357,8 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
         "split; Surprise's `BaselineOnly` is the comparable bias baseline (ALS-fitted biases, 5-fold CV).",
         "",
     ]
+    # --------------------------------------------------------------------------- off-policy
+    L += off_policy_section(meta, runs.get("off_policy"))
     # --------------------------------------------------------------------------- speed + scale
     scale_path = RESULTS / "scale.json"
     run = runs.get("scale")
@@ -468,7 +497,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Tiny settings for development.")
     parser.add_argument("--data", default=None, help="movielens:PATH for the MovieLens quality section.")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="Seconds for the whole run.")
-    parser.add_argument("--sections", default="quality,scale,model")
+    parser.add_argument("--sections", default="quality,off_policy,scale,model")
     parser.add_argument("--render-only", action="store_true", help="Rewrite the pages from bench/results/ only.")
     parser.add_argument("--out", type=Path, default=DOC)
     args = parser.parse_args()
@@ -496,9 +525,12 @@ def main() -> None:
     scale_cmd += (["--scales", "0.1", "0.2", "0.4", "--requests", "30", "--batch", "200"] if args.quick
                   else ["--scales", "1", "4", "16"])
     model_cmd = [py, "bench/scale_model.py", "--results", str(RESULTS / "scale.json"), "--out", "docs/scale.md"]
+    off_cmd = [py, "bench/off_policy.py", "--out", str(RESULTS / "off_policy_sample.json")]
+    if args.quick:
+        off_cmd += ["--users", "300", "--days", "2"]
     meta["commands"] = {"quality_sample": shown(evaluate), "quality_movielens": shown(ml) if args.data else None,
                         "quality_movielens_template": shown(ml), "scale": shown(scale_cmd) + " --budget-s B",
-                        "model": shown(model_cmd)}
+                        "model": shown(model_cmd), "off_policy": shown(off_cmd)}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 
@@ -514,6 +546,9 @@ def main() -> None:
                     runs["quality_movielens"] = run_section("quality_movielens", ml,
                                                             min(left(), 0.2 * args.budget_s),
                                                             RESULTS / "logs" / "quality_movielens.log")
+            if "off_policy" in sections:
+                runs["off_policy"] = run_section("off_policy", off_cmd, min(left(), 0.2 * args.budget_s),
+                                                 RESULTS / "logs" / "off_policy.log")
             if "scale" in sections:
                 budget = max(left(), 60.0)
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]

@@ -62,10 +62,11 @@ class RewardModel:
 
     def _train(self, lgb, objective: str, min_data: int, x: np.ndarray, y: np.ndarray, train: np.ndarray,
                valid: np.ndarray, codes: list[int]):
-        """One LightGBM model, stopped early on the held-out members' loss (without them: all rounds)."""
+        """One LightGBM model, stopped early on the held-out members' loss (with too few of them to stop on,
+        a tenth of the rounds)."""
         data = lgb.Dataset(x[train], y[train], categorical_feature=codes, free_raw_data=True)
         if valid.sum() < 20:
-            return lgb.train(self._params(objective, min_data), data, num_boost_round=self.n_estimators)
+            return lgb.train(self._params(objective, min_data), data, num_boost_round=max(1, self.n_estimators // 10))
         held = lgb.Dataset(x[valid], y[valid], categorical_feature=codes, reference=data, free_raw_data=True)
         return lgb.train(self._params(objective, min_data), data, num_boost_round=self.n_estimators,
                          valid_sets=[held], callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])

@@ -8,7 +8,7 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_report
-from recsys.ui.evaluation import ranker_names, run_evaluation
+from recsys.ui.evaluation import estimated_online, order_disagreements, ranker_names, run_evaluation
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.models import cached_curves, compute_curves
@@ -27,11 +27,13 @@ with st.expander("Run a fresh evaluation", expanded=not path.exists()):
     st.write("Fits every model on each fold's past and scores its top-k lists on the fold's future "
              "(time-series CV). The quick set takes about a minute; every model over 3 folds a few minutes.")
     full = st.toggle("Every model, 3 folds", value=False, key="eval_full")
+    estimate = st.toggle("Also estimate each model's online engagement and minutes per session from the logs "
+                         "(off-policy; about two more minutes)", value=False, key="eval_off_policy")
     if st.button("Run evaluation", key="run_eval"):
         bar = st.progress(0.0, text="starting")
         try:
             written = run_evaluation(spec, full, path, lambda message, fraction: bar.progress(
-                min(1.0, fraction), text=message))
+                min(1.0, fraction), text=message), off_policy=estimate)
             st.success(f"Report written to {written}")
         except (DataError, ValueError) as err:
             st.error(f"The evaluation could not run on {spec!r}.\n\n{err}")
@@ -69,8 +71,29 @@ def show_comparison(report: dict) -> None:
                      "AUC": None if m.get("auc") is None else m["auc"]["global"],
                      "fit s": sum(m["fit_seconds"]) / max(1, len(m["fit_seconds"]))})
     table = pd.DataFrame(rows).sort_values(f"NDCG@{k}", ascending=False)
+    online, unavailable = estimated_online(report)
+    for label, metric in (("est. minutes/session", "minutes_per_session"), ("est. engagement", "engagement_rate")):
+        if online:
+            table[label] = [online.get(n, {}).get(metric, {}).get("estimate") for n in table["model"]]
+            table[f"{label} low"] = [online.get(n, {}).get(metric, {}).get("low") for n in table["model"]]
+            table[f"{label} high"] = [online.get(n, {}).get(metric, {}).get("high") for n in table["model"]]
     st.subheader("Model comparison")
     st.dataframe(table, hide_index=True, width="stretch")
+    if online:
+        estimator = report["off_policy"].get("default_estimator")
+        window = report["off_policy"].get("window", {})
+        st.caption(f"Estimated online: {estimator} estimator on the logged sessions from {window.get('start', '')[:16]} "
+                   f"to {window.get('end', '')[:16]}, 95% intervals over members (docs/off-policy.md).")
+        ndcg = {n: models[n]["metrics"]["ndcg"]["estimate"] for n in online if n in models}
+        minutes = {n: v["minutes_per_session"]["estimate"] for n, v in online.items()}
+        swapped = order_disagreements(ndcg, minutes)
+        if swapped:
+            st.warning("NDCG and the estimated minutes per session order these models differently (pick by the "
+                       "online estimate; NDCG on logged hits rewards imitating the logging policy): "
+                       + "; ".join(f"{a} above {b} by NDCG, below by minutes" for a, b in swapped[:6])
+                       + ("; ..." if len(swapped) > 6 else ""))
+    elif unavailable:
+        st.info(f"No online estimates for this data: {unavailable}")
     comparisons = pd.DataFrame(report.get("comparisons", []))
     if len(comparisons):
         st.write(f"Best by NDCG@{k}: **{report['best']}**. Is it really better? Paired bootstrap on the same members:")

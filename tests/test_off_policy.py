@@ -134,3 +134,22 @@ def test_evaluate_off_policy_from_the_command_line(tmp_path):
     # the logs' own policy is estimated too, and popularity beats random as it does online
     assert entry["minutes_per_session"]["estimate"] > report["models"]["random"]["off_policy"][
         "minutes_per_session"]["estimate"]
+
+
+def test_pipelines_that_differ_only_in_the_ranker_share_stages_in_either_order():
+    """A ranker-less pipeline replayed first must not stop its ranked twin from being fitted (and the ranked
+    one, fitted first, serves the ranker-less one from the same stages)."""
+    from recsys.evaluation.off_policy import _Fitted
+    from recsys.pipeline import RecommenderConfig
+
+    data = SyntheticWorld(WorldConfig(seed=5, n_users=200, n_movies=80, n_shows=4, days=70)).simulate()
+    plain = RecommenderConfig(ranker=None, sources=("popularity", "ease"), ranker_window_days=10, ranker_windows=1)
+    ranked = RecommenderConfig(ranker="logistic", sources=("popularity", "ease"), ranker_window_days=10,
+                               ranker_windows=1)
+    first = _Fitted(data)
+    assert first.model(plain).ranker_ is None
+    assert first.model(ranked).ranker_ is not None
+    second = _Fitted(data)
+    model = second.model(ranked)
+    twin = second.model(plain)
+    assert twin.ranker_ is None and twin.generators_ is model.generators_

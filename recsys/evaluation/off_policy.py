@@ -123,10 +123,14 @@ class _Fitted:
 
         key = SharedStages._key(config)
         base = self.models.get(key)
-        if base is None:
-            base = self.models[key] = Recommender(config).fit(self.before)
+        if base is not None and base.config == config:
             return base
-        return base if base.config == config else base.with_ranker(config.ranker, config.ranker_params)
+        if base is not None and getattr(base, "training_table_", None) is not None:
+            return base.with_ranker(config.ranker, config.ranker_params)
+        model = Recommender(config).fit(self.before)
+        if base is None or config.ranker is not None:  # keep the one with training rows to share
+            self.models[key] = model
+        return model
 
 
 def start_policy(spec: Any, before: Dataset, world, seed: int, fitted: _Fitted | None = None):

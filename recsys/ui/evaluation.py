@@ -7,7 +7,8 @@ from typing import Callable
 
 from .cache import load_cached_dataset
 
-__all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation"]
+__all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation", "estimated_online",
+           "order_disagreements"]
 
 #: The quick set: the floor, the fallback, the best single source, the blend and the default ranker.
 QUICK_MODELS = ["random", "popularity", "ease", "blend", "logistic"]
@@ -31,15 +32,50 @@ def evaluation_models(spec: str, full: bool) -> list[str]:
     return QUICK_MODELS + (["oracle"] if has_world else [])
 
 
-def run_evaluation(spec: str, full: bool, path: Path, progress: Callable[[str, float], None]) -> Path:
-    """Evaluate on `spec`'s data (3 temporal folds when `full`, else 1) and write the report to `path`."""
-    from ..evaluation.models import build_policies
+def run_evaluation(spec: str, full: bool, path: Path, progress: Callable[[str, float], None],
+                   off_policy: bool = False) -> Path:
+    """Evaluate on `spec`'s data (3 temporal folds when `full`, else 1) and write the report to `path`;
+    `off_policy` adds each model's online value estimated from the logs (docs/off-policy.md)."""
+    from ..data.loaders import world_of
+    from ..evaluation.logged import OffPolicyUnavailable
+    from ..evaluation.models import build_policies, online_specs
+    from ..evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
     from ..evaluation.protocol import temporal_folds
-    from ..evaluation.report import evaluate, write_report
+    from ..evaluation.report import attach_off_policy, evaluate, write_report
 
     data = load_cached_dataset(spec)
+    names = evaluation_models(spec, full)
     folds = temporal_folds(data, n_folds=3 if full else 1, test_days=14)
-    report = evaluate(data, build_policies(evaluation_models(spec, full), spec, "temporal", 0), folds, k=10,
+    share = 0.6 if off_policy else 1.0
+    report = evaluate(data, build_policies(names, spec, "temporal", 0), folds, k=10,
                       max_k=50, protocol={"name": "temporal", "folds": len(folds), "test_days": 14},
-                      progress=progress)
+                      progress=lambda message, fraction: progress(message, share * fraction))
+    if off_policy:
+        world = world_of(spec)
+        try:
+            estimates = evaluate_off_policy(data, online_specs(names, 0, world is not None), world=world,
+                                            config=OffPolicyConfig(window_days=14),
+                                            progress=lambda message, fraction: progress(
+                                                f"estimated online: {message}", share + (1 - share) * fraction))
+        except OffPolicyUnavailable as err:
+            estimates = str(err)
+        report = attach_off_policy(report, estimates)
     return write_report(report, path)
+
+
+def estimated_online(report: dict) -> tuple[dict[str, dict], str | None]:
+    """Each model's off-policy estimates in a report ({model: {metric: estimate dict}}), and the reason
+    when the report's off-policy section could not run (None when there is no section at all)."""
+    section = report.get("off_policy")
+    if not section:
+        return {}, None
+    if "unavailable" in section:
+        return {}, section["unavailable"]
+    return {name: m["off_policy"] for name, m in report["models"].items() if "off_policy" in m}, None
+
+
+def order_disagreements(first: dict[str, float], second: dict[str, float]) -> list[tuple[str, str]]:
+    """Pairs (a, b) that `first` ranks a above b and `second` ranks b above a (models in both only)."""
+    names = sorted(set(first) & set(second), key=lambda n: -first[n])
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if first[a] > first[b] and second[b] > second[a]]

@@ -96,3 +96,55 @@ def test_roc_calibration_and_candidate_recall_on_a_held_out_window(tiny_world_di
     again.run()
     again.multiselect(key="curve_rankers").set_value(["logistic", "forest"]).run()
     assert not again.exception and len(again.dataframe) == 1 and not any("Not computed" in i.value for i in again.info)
+
+
+def _with_estimates(report_path, tmp_path, minutes: dict[str, float]) -> Path:
+    """The report with an off-policy section whose minutes per session are `minutes` (the page only reads it)."""
+    import json
+
+    report = json.loads(Path(report_path).read_text())
+    for name, value in minutes.items():
+        entry = {"estimate": value, "low": value - 5, "high": value + 5, "ess": 100.0, "estimator": "dr",
+                 "sessions": 400, "members": 150}
+        report["models"][name]["off_policy"] = {"minutes_per_session": entry, "videos_per_session": entry,
+                                                "engagement_rate": {**entry, "estimate": 0.5, "low": 0.4,
+                                                                    "high": 0.6}}
+    report["off_policy"] = {"default_estimator": "dr", "window": {"start": "2025-12-18 02:00:00",
+                                                                  "end": "2026-01-01 01:33:45"}}
+    out = tmp_path / "with_estimates.json"
+    out.write_text(json.dumps(report))
+    return out
+
+
+def test_estimated_online_value_beside_ndcg_and_a_warning_where_the_orders_differ(report_path, tmp_path):
+    # NDCG puts oracle > popularity > random; these minutes put popularity above the oracle
+    at = _page(_with_estimates(report_path, tmp_path, {"oracle": 40.0, "popularity": 60.0, "random": 20.0}))
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["est. minutes/session"]) == [40.0, 60.0, 20.0]
+    assert (table["est. minutes/session low"] < table["est. minutes/session"]).all()
+    warning = " ".join(w.value for w in at.warning)
+    assert "oracle above popularity by NDCG, below by minutes" in warning
+    assert "random" not in warning
+
+
+def test_no_warning_when_the_orders_agree_and_the_reason_when_estimates_could_not_run(report_path, tmp_path):
+    at = _page(_with_estimates(report_path, tmp_path, {"oracle": 100.0, "popularity": 60.0, "random": 20.0}))
+    assert not at.exception and not at.warning
+    import json
+
+    report = json.loads(Path(report_path).read_text())
+    report["off_policy"] = {"unavailable": "the log has no 'position'"}
+    path = tmp_path / "unavailable.json"
+    path.write_text(json.dumps(report))
+    at = _page(path)
+    assert not at.exception and any("no 'position'" in i.value for i in at.info)
+
+
+def test_order_disagreements_lists_each_swapped_pair_once():
+    from recsys.ui.evaluation import order_disagreements
+
+    ndcg = {"a": 0.3, "b": 0.2, "c": 0.1, "d": 0.05}
+    minutes = {"a": 10.0, "b": 30.0, "c": 20.0}  # d has no estimate
+    assert order_disagreements(ndcg, minutes) == [("a", "b"), ("a", "c")]
+    assert order_disagreements(ndcg, ndcg) == []

@@ -6,7 +6,8 @@ from recsys.data import DataError
 from recsys.simulation import METRICS, POLICY_NAMES
 from recsys.ui.cache import load_cached_dataset, simulated_world
 from recsys.ui.experiments import PIPELINE, run_ab_test
-from recsys.ui.charts import AB_METRIC_LABELS, ab_arm_metric, ab_daily, ab_lifts, offline_vs_online_chart
+from recsys.ui.charts import (AB_METRIC_LABELS, ab_arm_metric, ab_daily, ab_lifts, estimate_vs_simulated_chart,
+                              offline_vs_online_chart)
 
 st.title("A/B test (simulated)")
 spec = st.session_state.get("data_spec", "sample")
@@ -14,7 +15,8 @@ POLICIES = ["popularity", PIPELINE] + [p for p in POLICY_NAMES if p != "populari
 DESCRIPTIONS = {"popularity": "the most-watched titles of recent weeks (the usual control)",
                 PIPELINE: "the app's two-stage recommender (candidates, ranker, re-rank), trained once per server",
                 "oracle": "the world's true best titles for the member now: the ceiling",
-                "random": "random titles: the floor"}
+                "random": "random titles: the floor",
+                "logging": "the rows the logs were made with (the world's Plackett-Luce logging policy)"}
 
 st.write("Members of the simulated world are split at random between the arms. Over the days after the data "
          "ends they come back at their usual times and on their usual devices; each arm shows its row of titles, "
@@ -51,9 +53,9 @@ with st.expander("More settings"):
                             key="ab_slot")
     retrain = st.number_input("Re-train every (days; 0 = never)", min_value=0, max_value=28, value=0,
                               key="ab_retrain")
-    offline = st.checkbox("Also compute each arm's offline NDCG@10 / mAP@10 (re-fits each policy on the data "
-                          "before the last 14 days; about a minute more with the trained pipeline)",
-                          value=False, key="ab_offline")
+    offline = st.checkbox("Also compute each arm's offline NDCG@10 / mAP@10 and its online value estimated from "
+                          "the logs (re-fits each policy on the data before the last 14 days; a few minutes more "
+                          "with the trained pipeline)", value=False, key="ab_offline")
 st.caption("2,000 members over 7 days take a few minutes with the trained pipeline; popularity, random and "
            "oracle alone take seconds.")
 
@@ -132,6 +134,36 @@ def show(outcome: dict) -> None:
                  f"best offline **{agreement['best_offline']}**, best online **{agreement['best_online']}**.")
     st.plotly_chart(offline_vs_online_chart(comparison, agreement["offline_metric"], "engagement_rate"),
                     use_container_width=True)
+    show_estimated(outcome.get("off_policy"))
+
+
+def show_estimated(section) -> None:
+    """Each arm's off-policy estimates beside its simulated value, how well they agree, and the chart."""
+    st.subheader("Estimated from the logs versus simulated")
+    if section is None:
+        return
+    if "unavailable" in section:
+        st.info(f"No estimates from the logs for this data: {section['unavailable']}")
+        return
+    estimator, table = section["estimator"], section["table"]
+    st.caption(f"Off-policy estimates ({estimator}; docs/off-policy.md) from the logged sessions between "
+               f"{section['window'][0]} and {section['window'][1]}, each policy re-fitted before them; 95% intervals.")
+    mine = table[table["estimator"] == estimator]
+    wide = mine.pivot(index="policy", columns="metric", values="estimate").reset_index()
+    for metric in METRICS:
+        if metric in wide.columns:
+            sim = mine[mine["metric"] == metric].set_index("policy")["simulated"]
+            wide[f"{AB_METRIC_LABELS[metric]} simulated"] = wide["policy"].map(sim)
+    st.dataframe(wide, hide_index=True, use_container_width=True)
+    agreement = section["agreement"][estimator]
+    lines = [f"{AB_METRIC_LABELS[m]}: Kendall's tau **{a['kendall_tau']:.2f}**, median relative error "
+             f"**{a['median_relative_error']:.0%}**, intervals covering {a['covered']} of {a['arms']}"
+             for m, a in agreement.items() if a["kendall_tau"] is not None]
+    if lines:
+        st.markdown("  \n".join(lines))
+    metric = st.selectbox("Estimated metric", [m for m in agreement], format_func=lambda m: AB_METRIC_LABELS[m],
+                          index=list(agreement).index("minutes_per_session"), key="ab_estimated_metric")
+    st.plotly_chart(estimate_vs_simulated_chart(table, metric, estimator), use_container_width=True)
 
 
 outcome = st.session_state.get("ab_outcome")

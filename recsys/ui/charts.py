@@ -189,3 +189,24 @@ def offline_vs_online_chart(table: pd.DataFrame, offline_metric: str, online_met
     fig.update_traces(textposition="top center", marker=dict(size=12))
     fig.update_layout(margin=dict(t=40, b=10))
     return fig
+
+
+def estimate_vs_simulated_chart(table: pd.DataFrame, metric: str, estimator: str) -> go.Figure:
+    """Each arm's off-policy estimate (with its 95% interval) against its simulated value; the diagonal is
+    a perfect estimate. `table` is `off_policy_vs_online`'s long table."""
+    rows = table[(table["metric"] == metric) & (table["estimator"] == estimator)]
+    label = AB_METRIC_LABELS.get(metric, metric)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=rows["simulated"], y=rows["estimate"], mode="markers+text", text=rows["policy"],
+        textposition="top center", marker=dict(size=11), name=estimator,
+        error_y=dict(type="data", symmetric=False, array=rows["high"] - rows["estimate"],
+                     arrayminus=rows["estimate"] - rows["low"])))
+    if len(rows):
+        lo = float(min(rows["simulated"].min(), rows["low"].min()))
+        hi = float(max(rows["simulated"].max(), rows["high"].max()))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="gray"),
+                                 name="estimate = simulated"))
+    fig.update_layout(title=f"Estimated from the logs ({estimator}) vs simulated: {label}",
+                      xaxis_title=f"simulated {label}", yaxis_title=f"estimated {label}", margin=dict(t=40, b=10))
+    return fig

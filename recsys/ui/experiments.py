@@ -40,4 +40,24 @@ def run_ab_test(spec: str, arms: list[str], users: int, days: float, seed: int, 
         comparison = offline_vs_online(off, report, k=10)
     return {"summary": result.summary(), "table": report.table(), "comparisons": report.comparisons,
             "daily": report.daily, "srm": report.srm, "control": report.control, "alpha": report.alpha,
-            "offline": comparison}
+            "offline": comparison,
+            "off_policy": _estimated(dataset, world, policies, report, int(seed), int(slot_minutes), progress)
+            if offline else None}
+
+
+def _estimated(dataset, world, policies: dict[str, Any], report, seed: int, slot_minutes: int,
+               progress: Callable[[str, float], None]) -> dict[str, Any]:
+    """Each arm's online value estimated from the logs (docs/off-policy.md) beside its simulated value."""
+    from ..evaluation.logged import OffPolicyUnavailable
+    from ..evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
+    from ..simulation import off_policy_vs_online
+
+    try:
+        estimates = evaluate_off_policy(dataset, policies, world=world,
+                                        config=OffPolicyConfig(seed=seed, slot_minutes=slot_minutes),
+                                        progress=lambda message, fraction: progress(f"estimated: {message}", fraction))
+    except OffPolicyUnavailable as err:
+        return {"unavailable": str(err)}
+    table, agreement = off_policy_vs_online(estimates, report)
+    return {"estimator": estimates.lead, "table": table, "agreement": agreement,
+            "window": (str(estimates.window_start)[:16], str(estimates.window_end)[:16])}

@@ -50,6 +50,13 @@ def test_a_small_experiment_shows_arms_lifts_srm_and_offline_view(world_spec):
     assert any("Kendall" in m.value for m in at.markdown)
     at.selectbox(key="ab_metric").set_value("minutes_per_session").run()
     assert not at.exception
+    # the same arms estimated from the logs, beside their simulated values, with the agreement and a chart
+    estimated = at.dataframe[3].value
+    assert set(estimated["policy"]) == {"random", "oracle", "popularity"}
+    assert "minutes per session simulated" in estimated.columns
+    assert any("median relative error" in m.value for m in at.markdown)
+    at.selectbox(key="ab_estimated_metric").set_value("engagement_rate").run()
+    assert not at.exception
 
 
 def test_data_without_a_world_is_a_message(tmp_path, world_spec):

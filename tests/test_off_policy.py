@@ -153,3 +153,22 @@ def test_pipelines_that_differ_only_in_the_ranker_share_stages_in_either_order()
     model = second.model(ranked)
     twin = second.model(plain)
     assert twin.ranker_ is None and twin.generators_ is model.generators_
+
+
+def test_simulate_offline_json_puts_estimates_beside_each_arm():
+    import json
+
+    from typer.testing import CliRunner
+
+    from recsys.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--data", "sample", "--control", "popularity", "--treatment",
+                                      "random", "--users", "200", "--days", "1", "--offline", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    for arm in payload["arms"]:
+        estimate = arm["off_policy"]["minutes_per_session"]
+        assert estimate["low"] <= estimate["estimate"] <= estimate["high"] and estimate["estimator"] == "dr"
+    agreement = payload["off_policy"]["agreement"]["dr"]["minutes_per_session"]
+    assert set(agreement) == {"kendall_tau", "median_relative_error", "max_relative_error", "covered", "arms"}
+    assert agreement["arms"] == 2

@@ -42,7 +42,7 @@ def _grid(points: int) -> np.ndarray:
     return np.concatenate([near, far])
 
 
-def race_marginals(weights: np.ndarray, tail: np.ndarray | None = None, ranks: int = 10, points: int = 200,
+def race_marginals(weights: np.ndarray, tail: np.ndarray | None = None, ranks: int = 10, points: int = 100,
                    chunk: int = 512) -> np.ndarray:
     """(S, M, ranks): P(title m is drawn at rank r) for Plackett-Luce rows over the weights (S, M) (zero for
     absent titles), plus a continuum of unshown weight `tail` (S,) (see the module docstring).
@@ -86,7 +86,7 @@ def race_marginals(weights: np.ndarray, tail: np.ndarray | None = None, ranks: i
     return out
 
 
-def slot_marginals(propensity: np.ndarray, ranks: int | None = None, points: int = 200,
+def slot_marginals(propensity: np.ndarray, ranks: int | None = None, points: int = 100,
                    chunk: int = 512) -> np.ndarray:
     """(S, K, ranks): P(the title logged in slot i of session s would be drawn at rank r) under the
     logging policy, from the row's propensities (see the module docstring)."""

@@ -285,3 +285,11 @@ def test_estimator_contract(name, metric):
     else:
         model = SlateProblem(logged, problem.target, problem.examination, None, flat, flat)
         assert value == pytest.approx(estimate(model, name, metric, rounds=20).estimate)
+
+
+def test_an_unfitted_logging_model_says_so():
+    from recsys.errors import NotFittedError
+    from recsys.evaluation.logging_model import LoggingModel
+
+    with pytest.raises(NotFittedError, match="fit"):
+        LoggingModel().propensities(_three_sessions())

@@ -12,7 +12,7 @@ Method and choices: docs/off-policy.md.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,8 @@ from .estimators import ESTIMATOR_NAMES, ESTIMATORS, Estimate, RewardPredictions
 from .estimators import estimate as run_estimator
 from .examination import ExaminationCurve, estimate_examination, played_above
 from .logged import METRICS, LoggedSessions, OffPolicyUnavailable
+from .logging_model import FEATURES as LOGGING_FEATURES
+from .logging_model import LoggingModel
 from .propensity import slot_marginals
 from .replay import replay_lists
 from .reward_model import RewardModel
@@ -69,7 +71,7 @@ class OffPolicyReport:
     window_end: pd.Timestamp
     sessions: int
     members: int
-    propensities: str  # "logged"
+    propensities: str  # "logged", or "estimated" by a model of the logging policy (see `notes`)
     examination: ExaminationCurve
     logged: dict[str, Estimate]  # the logging policy's own outcome in the window (on-policy)
     policies: dict[str, dict[str, dict[str, Estimate]]]
@@ -161,8 +163,9 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
 
     `policies` maps a name to a policy spec (a name such as `popularity`, a model folder, a Recommender
     or an OnlinePolicy). `features` is an optional fitted Recommender on the data before the window
-    whose features the reward model uses (one is fitted otherwise). Raises OffPolicyUnavailable, with
-    the reason, where the log has no slots or sessions.
+    whose features the reward model uses (one is fitted otherwise). Where the log has no propensities,
+    a model of the logging policy estimates them and the report says so (`propensities`, `notes`).
+    Raises OffPolicyUnavailable, with the reason, where the log has no slots or sessions.
     """
     from ..pipeline import Recommender, RecommenderConfig
 
@@ -181,10 +184,18 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     logged = history.take(np.flatnonzero(history.timestamp >= np.datetime64(start.to_datetime64(), "ns")))
     if logged.n_sessions == 0:
         raise OffPolicyUnavailable(f"no logged rows in the last {config.window_days:g} days", file=dataset.name)
+    propensities = "logged"
     if not history.has_propensities:
-        raise OffPolicyUnavailable("the log has no propensities for its shown slots: the estimators need the "
-                                   "logging policy's P(title in slot | slots above)", file=dataset.name,
-                                   column="propensity")
+        say("modelling the logging policy (the log has no propensities)", 0.01)
+        t_model = time.perf_counter()
+        logging_model = LoggingModel(seed=config.seed).fit(dataset, history)
+        history = replace(history, propensity=logging_model.propensities(history))
+        logged = history.take(np.flatnonzero(history.timestamp >= np.datetime64(start.to_datetime64(), "ns")))
+        propensities = "estimated"
+        notes.append("the log has no propensities: they were estimated with a Plackett-Luce model of the logging "
+                     "policy fitted to its rows (" + ", ".join(f"{n} {c:+.3g}" for n, c in
+                                                         zip(LOGGING_FEATURES, logging_model.coef_)) + ")")
+        timings["logging_model"] = time.perf_counter() - t_model
     window_events = events[events["timestamp"] >= start]
     before = dataset.between(None, start)  # whole catalogue and membership: titles added later are masked by time
     timings["log"] = time.perf_counter() - t
@@ -253,5 +264,5 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     timings["estimators"] = time.perf_counter() - t
     say("done", 1.0)
     return OffPolicyReport(window_start=start, window_end=end, sessions=logged.n_sessions,
-                           members=int(len(np.unique(logged.user_id.astype(str)))), propensities="logged",
+                           members=int(len(np.unique(logged.user_id.astype(str)))), propensities=propensities,
                            examination=curve, logged=on_policy, policies=out, seconds=timings, notes=notes)

@@ -293,3 +293,20 @@ def test_an_unfitted_logging_model_says_so():
 
     with pytest.raises(NotFittedError, match="fit"):
         LoggingModel().propensities(_three_sessions())
+
+
+def test_a_csv_log_keeps_sessions_slots_and_propensities(tmp_path):
+    from recsys.data import load_dataset
+
+    pd.DataFrame({"item_id": ["m1", "m2"], "title": ["One", "Two"], "genres": ["drama", "comedy|drama"]}).to_csv(
+        tmp_path / "items.csv", index=False)
+    pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["m1", "m2", "m1"],
+                  "timestamp": ["2025-07-01 20:00", "2025-07-01 20:00", "2025-07-03 21:00"],
+                  "watch_fraction": [0.9, 0.0, 0.95], "minutes_watched": [80.0, 0.0, 85.0],
+                  "session_id": ["s1", "s1", "s2"], "position": [0, 1, 0], "propensity": [0.5, 0.4, 0.7]}
+                 ).to_csv(tmp_path / "events.csv", index=False)
+    data = load_dataset(f"csv:{tmp_path}")
+    logged = LoggedSessions.from_events(data.events, data.items["item_id"])
+    np.testing.assert_array_equal(logged.items, [[0, 1], [0, -1]])
+    np.testing.assert_allclose(logged.propensity[:, 0], [0.5, 0.7])
+    assert logged.session_values("minutes_per_session").tolist() == [80.0, 85.0]

@@ -17,7 +17,7 @@ from recsys.pipeline import Recommender, RecommenderConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from make_top10 import SOURCES, members  # noqa: E402
+from make_top10 import SOURCES, golden_lists, members  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,17 @@ def sample_model():
     return data, Recommender(RecommenderConfig(sources=SOURCES)).fit(data)
 
 
-def test_top10_lists_of_500_members_equal_the_pinned_ones(sample_model):
-    data, model = sample_model
+@pytest.fixture(scope="module")
+def pinned_lists():
+    data = load_dataset("sample")
+    return data, golden_lists(data, Recommender, RecommenderConfig)
+
+
+def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned_lists):
+    data, lists = pinned_lists
     golden = pd.read_csv(GOLDEN / "top10_sample.csv", dtype={"user_id": str, "item_id": str})
     wanted = members(data)
     assert sorted(golden["user_id"].unique()) == wanted
-    lists = model.recommend(wanted, k=10)
     got = lists.groupby("user_id", sort=False)["item_id"].apply(list)
     expected = golden.groupby("user_id", sort=False)["item_id"].apply(list)
     different = [u for u in wanted if got.get(u) != expected.get(u)]

@@ -7,7 +7,9 @@ pipeline's lists before the batch-path rewrite, and the rewrite reproduced them 
 1e-4) on the machine that wrote them. The default pipeline's two-tower network is trained by torch,
 whose kernels differ by CPU (AVX-512 or not): on another machine 486 of those 500 lists differ with
 the same code. Popularity, EASE, ALS and content scores agreed to every digit across both machines
-(their NDCG@10 in bench/results/eval_sample.json), so the golden pipeline leaves the two-tower out.
+(their NDCG@10 in bench/results/eval_sample.json), so the golden pipeline leaves the two-tower out,
+and it runs with one thread per pool (`golden_lists`): with OMP_NUM_THREADS=1 against the default,
+69 of the 500 lists differed.
 Usage: .venv/bin/python tests/golden/make_top10.py [--out tests/golden/top10_sample.csv]
 """
 
@@ -31,6 +33,17 @@ def members(dataset) -> list[str]:
     return sorted(rng.choice(ids, size=MEMBERS, replace=False).tolist())
 
 
+def golden_lists(data, recommender, config):
+    """The golden pipeline's lists of the golden members, fitted and served with every thread pool at one
+    thread: BLAS, OpenMP and torch reductions round differently with more threads, and what ran before in
+    the same process (a test's thread settings) must not move a list."""
+    from recsys.threads import single_threaded
+
+    with single_threaded():
+        model = recommender(config(sources=SOURCES)).fit(data)
+        return model.recommend(members(data), k=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("top10_sample.csv"))
@@ -40,8 +53,7 @@ def main() -> None:
     from recsys.pipeline import Recommender, RecommenderConfig
 
     data = load_dataset("sample")
-    model = Recommender(RecommenderConfig(sources=SOURCES)).fit(data)
-    lists = model.recommend(members(data), k=10)
+    lists = golden_lists(data, Recommender, RecommenderConfig)
     out = lists[["user_id", "rank", "item_id", "score"]]
     tmp = args.out.with_suffix(".tmp")
     out.to_csv(tmp, index=False, float_format="%.10g")

@@ -8,8 +8,9 @@ pipeline's lists before the batch-path rewrite, and the rewrite reproduced them 
 whose kernels differ by CPU (AVX-512 or not): on another machine 486 of those 500 lists differ with
 the same code. Popularity, EASE, ALS and content scores agreed to every digit across both machines
 (their NDCG@10 in bench/results/eval_sample.json), so the golden pipeline leaves the two-tower out,
-and it runs with one thread per pool (`golden_lists`): with OMP_NUM_THREADS=1 against the default,
-69 of the 500 lists differed.
+and it runs with one thread per pool and a fresh embedding cache (`golden_lists`): with
+OMP_NUM_THREADS=1 against the default, 69 of the 500 lists differed, and embeddings another test had
+cached moved 6.
 Usage: .venv/bin/python tests/golden/make_top10.py [--out tests/golden/top10_sample.csv]
 """
 
@@ -35,13 +36,25 @@ def members(dataset) -> list[str]:
 
 def golden_lists(data, recommender, config):
     """The golden pipeline's lists of the golden members, fitted and served with every thread pool at one
-    thread: BLAS, OpenMP and torch reductions round differently with more threads, and what ran before in
-    the same process (a test's thread settings) must not move a list."""
+    thread and synopsis embeddings encoded afresh into an empty cache: BLAS, OpenMP and torch reductions
+    round differently with more threads, and an embedding encoded earlier (by another test, in another
+    batch of texts, under other thread settings) differs in its last bits, so neither may move a list."""
+    import os
+    import tempfile
+
     from recsys.threads import single_threaded
 
-    with single_threaded():
-        model = recommender(config(sources=SOURCES)).fit(data)
-        return model.recommend(members(data), k=10)
+    before = os.environ.get("RECSYS_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache, single_threaded():
+        os.environ["RECSYS_CACHE_DIR"] = cache
+        try:
+            model = recommender(config(sources=SOURCES)).fit(data)
+            return model.recommend(members(data), k=10)
+        finally:
+            if before is None:
+                os.environ.pop("RECSYS_CACHE_DIR", None)
+            else:
+                os.environ["RECSYS_CACHE_DIR"] = before
 
 
 def main() -> None:

@@ -82,8 +82,9 @@ def show_comparison(report: dict) -> None:
     if online:
         estimator = report["off_policy"].get("default_estimator")
         window = report["off_policy"].get("window", {})
-        st.caption(f"Estimated online: {estimator} estimator on the logged sessions from {window.get('start', '')[:16]} "
-                   f"to {window.get('end', '')[:16]}, 95% intervals over members (docs/off-policy.md).")
+        st.caption(f"Estimated online: {estimator} estimator on the logged sessions from "
+                   f"{window.get('start', '')[:16]} to {window.get('end', '')[:16]}, 95% intervals over members "
+                   "(docs/off-policy.md).")
         ndcg = {n: models[n]["metrics"]["ndcg"]["estimate"] for n in online if n in models}
         minutes = {n: v["minutes_per_session"]["estimate"] for n, v in online.items()}
         swapped = order_disagreements(ndcg, minutes)

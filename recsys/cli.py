@@ -472,7 +472,8 @@ def _echo_off_policy(section: dict[str, Any]) -> None:
     for row in section["table"]:
         if row["estimator"] == section["estimator"]:
             typer.echo(f"  {row['policy']:<14} {row['metric']:<20} simulated {row['simulated']:9.3f}  estimated "
-                       f"{row['estimate']:9.3f} [{row['low']:.3f}, {row['high']:.3f}]  error {row['relative_error']:.1%}")
+                       f"{row['estimate']:9.3f} [{row['low']:.3f}, {row['high']:.3f}]  "
+                       f"error {row['relative_error']:.1%}")
     for metric, a in section["agreement"][section["estimator"]].items():
         typer.echo(f"  {metric}: Kendall tau {a['kendall_tau']}, median relative error "
                    f"{a['median_relative_error']:.1%}, intervals covering {a['covered']} of {a['arms']}")

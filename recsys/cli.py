@@ -301,7 +301,6 @@ def _with_off_policy(report: dict[str, Any], dataset, data: str, names: list[str
     except OffPolicyUnavailable as err:
         off = str(err)
     except (DataError, ValueError) as err:
-        bar.close()
         _fail(str(err))
     finally:
         bar.close()

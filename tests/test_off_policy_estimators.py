@@ -41,7 +41,7 @@ class TestHandComputed:
     # rho: s1 A -> 1 / (0.5 + 0.2 * 0.5) = 1/0.6; s2 C -> 0.5 / (0.4 + 0.5 * 0.5) = 0.5/0.65;
     #      s3 C -> 0.5 / (0.2 + 0.15) = 0.5/0.35, s3 A -> 1 / (0.5 + 0.2) = 1/0.7
     def test_rho(self):
-        rho = _three_problem().rho()  # (session, logged slot, target slot)
+        rho = _three_problem().rho  # (session, logged slot, target slot)
         expected = np.zeros((3, 2, 2))
         expected[0, 0, 0], expected[1, 1, 1], expected[2, 0, 1], expected[2, 1, 0] = (
             1 / 0.6, 0.5 / 0.65, 0.5 / 0.35, 1 / 0.7)

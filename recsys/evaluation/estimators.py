@@ -28,7 +28,9 @@ reward model for the remaining slots.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -36,7 +38,7 @@ from ..registry import Registry
 from .logged import METRICS, LoggedSessions
 
 __all__ = ["SlateProblem", "RewardPredictions", "Estimate", "ESTIMATORS", "ESTIMATOR_NAMES", "slot_expectations",
-           "estimate", "bootstrap_ratio"]
+           "no_play_above", "estimate", "bootstrap_ratio"]
 
 #: Off-policy estimators by name (class attribute `estimator`).
 ESTIMATORS: Registry = Registry("off-policy estimator", key="estimator")
@@ -53,11 +55,17 @@ class RewardPredictions:
     videos: np.ndarray
 
 
+def no_play_above(click: np.ndarray) -> np.ndarray:
+    """(S, K) the chance that no slot above was played, prod(1 - click above), from each slot's play chance."""
+    click = np.clip(click, 0, 1)
+    return np.cumprod(np.concatenate([np.ones((len(click), 1)), 1.0 - click[:, :-1]], axis=1), axis=1)
+
+
 def slot_expectations(pred: RewardPredictions, metric: str) -> np.ndarray:
     """(S, K) expected per-slot reward of a list (the slots' sum is the session's value): a slot is
     reached with no play above with chance prod(1 - click above)."""
     click, after = np.clip(pred.click, 0, 1), np.clip(pred.click_after, 0, 1)
-    clean = np.cumprod(np.concatenate([np.ones((len(click), 1)), 1.0 - click[:, :-1]], axis=1), axis=1)
+    clean = no_play_above(click)
     if metric == "engagement_rate":
         return click * clean
     play = click * clean + after * (1.0 - clean)
@@ -81,6 +89,7 @@ class SlateProblem:
     target_pred: RewardPredictions | None  # the reward model on the target's lists
     kappa: float = 1.0
 
+    @cached_property
     def rho(self) -> np.ndarray:
         """(S, K logged, K target): for the title logged in slot j and listed by the target in slot r,
         e_r over the title's examination-weighted chance under logging, sum_l m(title, l) e_l; else 0."""
@@ -97,8 +106,7 @@ class SlateProblem:
         """(S, K) each logged slot's reward as if nothing above had been played: a later play is kept only
         with chance kappa, so it counts 1 / kappa (engagement counts the play itself, not just the first)."""
         base = self.logged.played.astype(float) if metric == "engagement_rate" else self.logged.rewards(metric)
-        above = (np.cumsum(self.logged.played, axis=1) - self.logged.played) > 0
-        return base / np.where(above, self.kappa, 1.0)
+        return base / np.where(self.logged.played_above, self.kappa, 1.0)
 
     def thinning(self, metric: str, survival: np.ndarray) -> np.ndarray:
         """(S, K target) what a would-be play in target slot r is worth given the chance `survival` of no
@@ -109,8 +117,7 @@ class SlateProblem:
 
     def model_survival(self) -> np.ndarray:
         """(S, K target) the reward model's chance of no play above each of the target's slots."""
-        click = np.clip(self.target_pred.click, 0, 1)
-        return np.cumprod(np.concatenate([np.ones((len(click), 1)), 1.0 - click[:, :-1]], axis=1), axis=1)
+        return no_play_above(self.target_pred.click)
 
     def ips_survival(self, rho: np.ndarray) -> np.ndarray:
         """(S, K target) the same from the log alone: the policy's mean per-slot play chance, by IPS."""
@@ -136,14 +143,19 @@ class Estimate:
                 "estimator": self.estimator, "sessions": self.sessions, "members": self.members}
 
 
-class _Estimator:
+class _Estimator(ABC):
+    """One estimator: per-session contributions and weights, and the weights its effective sample size counts."""
+
     estimator = ""
     label = ""
-    needs_marginals = False
-    needs_model = False
 
+    @abstractmethod
     def contributions(self, problem: SlateProblem, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """(S,) each session's contribution Y and weight c: the estimate is sum(Y) / sum(c)."""
+
+    def weights(self, problem: SlateProblem) -> np.ndarray:
+        """(S,) the importance weights behind the estimate, each of expectation 1 (ones: no weighting)."""
+        return np.ones(problem.logged.n_sessions)
 
 
 @ESTIMATORS.register
@@ -152,7 +164,6 @@ class DirectMethod(_Estimator):
 
     estimator = "dm"
     label = "direct method"
-    needs_model = True
 
     def contributions(self, problem, metric):
         y = slot_expectations(problem.target_pred, metric).sum(axis=1)
@@ -171,17 +182,15 @@ class InversePropensity(_Estimator):
 
     estimator = "ips"
     label = "inverse propensity (per slot)"
-    needs_marginals = True
 
     def contributions(self, problem, metric):
-        rho = problem.rho()
+        rho = problem.rho
         y = _per_slot_value(problem, rho, metric, problem.per_click(metric), problem.ips_survival(rho))
         return y, np.ones(len(y))
 
-    @staticmethod
-    def weights(problem: SlateProblem, rho: np.ndarray) -> np.ndarray:
+    def weights(self, problem: SlateProblem) -> np.ndarray:
         """c_s = sum_{j, r} rho e_j / sum_r e_r over the target's filled slots: expectation 1 under logging."""
-        e = problem.examination
+        rho, e = problem.rho, problem.examination
         listed = problem.target >= 0
         total = (listed * e[None, : listed.shape[1]]).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -198,7 +207,7 @@ class SelfNormalisedIPS(InversePropensity):
 
     def contributions(self, problem, metric):
         y, _ = super().contributions(problem, metric)
-        return y, self.weights(problem, problem.rho())
+        return y, self.weights(problem)
 
 
 @ESTIMATORS.register
@@ -207,11 +216,10 @@ class DoublyRobust(_Estimator):
 
     estimator = "dr"
     label = "doubly robust"
-    needs_marginals = True
-    needs_model = True
+    weights = InversePropensity.weights
 
     def contributions(self, problem, metric):
-        rho = problem.rho()
+        rho = problem.rho
         if metric == "engagement_rate":
             return self._engagement(problem, rho)
         base = slot_expectations(problem.target_pred, metric).sum(axis=1)
@@ -250,7 +258,12 @@ class CascadeDoublyRobust(_Estimator):
 
     estimator = "cascade_dr"
     label = "cascade doubly robust"
-    needs_model = True
+
+    def weights(self, problem: SlateProblem) -> np.ndarray:
+        """The first slot's weight, 1[logged = target] / p: the cascade's own importance weight."""
+        logged = problem.logged
+        agree = (logged.items[:, 0] == problem.target[:, 0]) & logged.shown[:, 0]
+        return np.where(agree, 1.0 / np.where(agree, logged.propensity[:, 0], 1.0), 0.0)
 
     def contributions(self, problem, metric):
         logged = problem.logged
@@ -292,13 +305,7 @@ def estimate(problem: SlateProblem, estimator: str, metric: str, rounds: int = 5
     """One estimator's estimate of one metric for the problem's target policy."""
     est = ESTIMATORS.get(estimator)()
     y, c = est.contributions(problem, metric)
-    if est.needs_marginals:
-        weights = InversePropensity.weights(problem, problem.rho())
-    elif estimator == "cascade_dr":
-        agree = (problem.logged.items[:, 0] == problem.target[:, 0]) & problem.logged.shown[:, 0]
-        weights = np.where(agree, 1.0 / np.where(agree, problem.logged.propensity[:, 0], 1.0), 0.0)
-    else:
-        weights = np.ones(len(y))
+    weights = est.weights(problem)
     total = float(weights.sum())
     ess = total ** 2 / float((weights ** 2).sum()) if total > 0 else 0.0
     point, low, high = bootstrap_ratio(y, c, problem.logged.user_id, rounds=rounds, seed=seed)

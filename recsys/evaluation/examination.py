@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from .logged import LoggedSessions, OffPolicyUnavailable
 from .propensity import weights_from_propensities
 
-__all__ = ["ExaminationCurve", "estimate_examination", "played_above"]
+__all__ = ["ExaminationCurve", "estimate_examination"]
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,11 @@ class ExaminationCurve:
                 "fixed_effects": [round(float(v), 6) for v in self.fixed_effects]}
 
 
-def played_above(logged: LoggedSessions) -> np.ndarray:
-    """(S, K) whether a slot above this one was played in the session."""
-    return (np.cumsum(logged.played, axis=1) - logged.played) > 0
-
-
 def _fixed_effects(logged: LoggedSessions) -> tuple[np.ndarray, float, int, int]:
     K = logged.slots
     s, j = np.nonzero(logged.shown)
     y = logged.played[s, j].astype(float)
-    h = played_above(logged)[s, j].astype(float)
+    h = logged.played_above[s, j].astype(float)
     use_weight = logged.has_propensities
     if use_weight:
         weights, _ = weights_from_propensities(logged.propensity)
@@ -111,7 +106,7 @@ def estimate_examination(logged: LoggedSessions, marginals: np.ndarray | None = 
     shown = logged.shown
     own = marginals[:, np.arange(K), np.arange(K)]  # chance the title logged in slot j lands in slot j
     ok = shown & (own > 0)
-    y = logged.played / np.where(played_above(logged), kappa, 1.0)
+    y = logged.played / np.where(logged.played_above, kappa, 1.0)
     totals = np.array([float(np.sum(y[ok[:, k], k] / own[ok[:, k], k])) for k in range(K)])
     if not totals[0] > 0:
         return ExaminationCurve(fe, kappa, "fixed_effects", pairs, impressions, fe)

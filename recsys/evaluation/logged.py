@@ -60,10 +60,14 @@ class LoggedSessions:
         return bool(shown.any()) and bool(np.isfinite(self.propensity[shown]).all())
 
     @property
+    def played_above(self) -> np.ndarray:
+        """(S, K) whether a slot above this one was played in the session."""
+        return (np.cumsum(self.played, axis=1) - self.played) > 0
+
+    @property
     def first_play(self) -> np.ndarray:
         """(S, K) the session's first played slot: its sum over slots is the session's engagement."""
-        before = np.cumsum(self.played, axis=1) - self.played
-        return self.played & (before == 0)
+        return self.played & ~self.played_above
 
     def rewards(self, metric: str) -> np.ndarray:
         """(S, K) per-slot reward whose sum over slots is the session's value of `metric`."""

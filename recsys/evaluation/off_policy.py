@@ -22,7 +22,7 @@ import pandas as pd
 from ..data.dataset import Dataset
 from .estimators import ESTIMATOR_NAMES, ESTIMATORS, Estimate, RewardPredictions, SlateProblem, bootstrap_ratio
 from .estimators import estimate as run_estimator
-from .examination import ExaminationCurve, estimate_examination, played_above
+from .examination import ExaminationCurve, estimate_examination
 from .logged import METRICS, LoggedSessions, OffPolicyUnavailable
 from .logging_model import FEATURES as LOGGING_FEATURES
 from .logging_model import LoggingModel
@@ -123,7 +123,7 @@ class _Fitted:
         from ..evaluation.protocol import SharedStages
         from ..pipeline import Recommender
 
-        key = SharedStages._key(config)
+        key = SharedStages.key(config)
         base = self.models.get(key)
         if base is not None and base.config == config:
             return base
@@ -181,8 +181,8 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     events = dataset.events
     recent = events[events["timestamp"] >= end - pd.Timedelta(days=float(config.examination_days))]
     history = LoggedSessions.from_events(recent, item_ids, file=dataset.name)
-    logged = history.take(np.flatnonzero(history.timestamp >= np.datetime64(start.to_datetime64(), "ns")))
-    if logged.n_sessions == 0:
+    in_window = history.timestamp >= np.datetime64(start.to_datetime64(), "ns")
+    if not in_window.any():
         raise OffPolicyUnavailable(f"no logged rows in the last {config.window_days:g} days", file=dataset.name)
     propensities = "logged"
     if not history.has_propensities:
@@ -190,12 +190,12 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
         t_model = time.perf_counter()
         logging_model = LoggingModel(seed=config.seed).fit(dataset, history)
         history = replace(history, propensity=logging_model.propensities(history))
-        logged = history.take(np.flatnonzero(history.timestamp >= np.datetime64(start.to_datetime64(), "ns")))
         propensities = "estimated"
         notes.append("the log has no propensities: they were estimated with a Plackett-Luce model of the logging "
                      "policy fitted to its rows (" + ", ".join(f"{n} {c:+.3g}" for n, c in
                                                          zip(LOGGING_FEATURES, logging_model.coef_)) + ")")
         timings["logging_model"] = time.perf_counter() - t_model
+    logged = history.take(np.flatnonzero(in_window))
     window_events = events[events["timestamp"] >= start]
     before = dataset.between(None, start)  # whole catalogue and membership: titles added later are masked by time
     timings["log"] = time.perf_counter() - t
@@ -204,7 +204,6 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     t = time.perf_counter()
     marginals_all = slot_marginals(history.propensity)
     curve = estimate_examination(history, marginals_all)
-    in_window = history.timestamp >= np.datetime64(start.to_datetime64(), "ns")
     marginals = marginals_all[in_window]
     timings["marginals_and_examination"] = time.perf_counter() - t
     notes.append(f"examination curve by {curve.method} over the last {config.examination_days:g} days "
@@ -236,7 +235,7 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     rows, flat = _rows(logged, logged.items)
     logged_features = features.features_for(rows)
     K = logged.slots
-    slot, above = flat % K, played_above(logged).reshape(-1)[flat]
+    slot, above = flat % K, logged.played_above.reshape(-1)[flat]
     model = RewardModel(seed=config.seed).fit(
         logged_features, rows["user_id"].to_numpy(), slot, above, logged.played.reshape(-1)[flat],
         logged.minutes.reshape(-1)[flat], logged.videos.reshape(-1)[flat])

@@ -164,14 +164,15 @@ class SharedStages:
         self._prepared: tuple[Any, tuple, Any, Any, list] | None = None
 
     @staticmethod
-    def _key(config) -> str:
+    def key(config) -> str:
+        """What configurations that differ only in the ranker have in common."""
         return repr(sorted(dict(config.to_json(), ranker=None, ranker_params={}).items()))
 
     def model(self, config, train: Dataset):
         """A Recommender with `config` fitted on `train`, sharing an earlier one's stages where it can."""
         from ..pipeline import Recommender
 
-        key = self._key(config)
+        key = self.key(config)
         for data, k, model in self._fitted:
             if data is train and k == key:
                 return model.with_ranker(config.ranker, config.ranker_params)

@@ -12,7 +12,7 @@ from scipy import stats
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.simulation import (
     METRICS, ExperimentConfig, analyze, compare_ratio, make_policy, offline_vs_online, ratio_estimate, run_experiment,
-    sample_ratio_check,
+    run_paired, sample_ratio_check,
 )
 
 
@@ -82,6 +82,28 @@ def test_sessions_of_a_member_do_not_depend_on_who_else_is_asked(world_data):
     together = world.sessions_between("2025-09-01", "2025-09-08", ids[:20], seed=3)
     pd.testing.assert_frame_equal(alone, together[together["user_id"] == ids[0]].reset_index(drop=True))
     assert len(together) > 0 and together["timestamp"].is_monotonic_increasing
+
+
+def test_a_paired_run_shows_every_policy_the_same_members_sessions_and_draws(world_data):
+    world, data = world_data
+    config = ExperimentConfig(users=300, days=3, seed=1)
+    paired = run_paired(data, world, {"random": "random", "oracle": "oracle", "again": "random"}, config)
+    s = paired.sessions
+    assert paired.arms == ["random", "oracle", "again"] and len(s) > 100
+    keys = ["session_id", "user_id", "timestamp", "device"]
+    by_arm = {arm: part[keys].sort_values("session_id").reset_index(drop=True) for arm, part in s.groupby("arm")}
+    pd.testing.assert_frame_equal(by_arm["random"], by_arm["oracle"])
+    assert (paired.assignment.groupby("arm")["user_id"].nunique() == 300).all()
+    # the same seeded policy over the same behaviour draws: identical outcomes, session by session
+    one = s[s["arm"] == "random"].set_index("session_id").sort_index()
+    two = s[s["arm"] == "again"].set_index("session_id").sort_index()
+    pd.testing.assert_series_equal(one["minutes"], two["minutes"])
+    table = analyze(paired).table().set_index("arm")
+    assert table.loc["oracle", "minutes_per_session"] > 1.5 * table.loc["random", "minutes_per_session"]
+    # a split test of the same two policies puts each member in one arm only
+    split = _run(world_data, {"random": "random", "oracle": "oracle"}, days=3)
+    assert split.sessions.groupby("user_id")["arm"].nunique().max() == 1
+    assert len(split.sessions) == len(s) / 3
 
 
 def test_retraining_on_request(world_data):

@@ -1,13 +1,14 @@
 """Online A/B simulation against the simulated world (docs/simulation.md).
 
 `run_experiment(dataset, world, {"control": "popularity", "treatment": model}, ExperimentConfig(...))`
-plays a future period of the world with members randomly assigned to arms; `analyze(result)` gives
+plays a future period of the world with members randomly assigned to arms (`run_paired`: every policy
+over all of them); `analyze(result)` gives
 per-arm online metrics with confidence intervals, lifts against the control and a sample-ratio
 check; `offline_vs_online` sets offline NDCG/mAP next to the online results, and
 `off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy).
 """
 
-from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, session_outcomes
+from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, run_paired, session_outcomes
 from .offline_online import evaluation_policy, off_policy_vs_online, offline_metrics, offline_vs_online
 from .online_metrics import (
     METRICS, ABReport, analyze, compare_ratio, daily_metrics, per_member, ratio_estimate, sample_ratio_check,
@@ -19,7 +20,7 @@ from .policies import (
 )
 
 __all__ = [
-    "ExperimentConfig", "ExperimentResult", "assign_arms", "run_experiment", "session_outcomes",
+    "ExperimentConfig", "ExperimentResult", "assign_arms", "run_experiment", "run_paired", "session_outcomes",
     "evaluation_policy", "off_policy_vs_online", "offline_metrics", "offline_vs_online",
     "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "per_member", "ratio_estimate",
     "sample_ratio_check",

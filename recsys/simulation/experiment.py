@@ -17,7 +17,7 @@ gives identical results, and a member's sessions do not depend on the arm they a
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 from ..data.dataset import Dataset
 from .policies import OnlinePolicy, make_policy
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "assign_arms", "session_outcomes"]
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "run_paired", "assign_arms", "session_outcomes"]
 
 Progress = Callable[[str, float], None]
 
@@ -220,3 +220,41 @@ def run_experiment(dataset: Dataset, world, arms: dict[str, Any], config: Experi
                             start=start, end=end, seconds=time.perf_counter() - started,
                             info={"retrains": retrains, "arm_seconds": {k: round(v, 2) for k, v in arm_seconds.items()},
                                   "slots": int(sessions["slot"].nunique()) if len(sessions) else 0})
+
+
+def run_paired(dataset: Dataset, world, arms: dict[str, Any], config: ExperimentConfig | None = None,
+               progress: Progress | None = None) -> ExperimentResult:
+    """Every policy over all the members: one A/A test of each (`recsys simulate --control P --treatment
+    P`), merged into one result whose arms share members, sessions and behaviour draws.
+
+    A split test gives each of n arms 1/n of the members, and their differences carry the member-to-member
+    spread; here that spread is common to every arm, so their order is measured, not sampled (the
+    agreement study of docs/off-policy.md uses it). Policies learn only from their own members' events,
+    as in a split test; each A/A half learns from its half."""
+    config = config or ExperimentConfig()
+    if len(arms) < 1:
+        raise ValueError("a paired experiment needs at least one policy")
+    say = progress or (lambda message, fraction: None)
+    started = time.perf_counter()
+    parts, infos = [], {}
+    for i, (name, spec) in enumerate(arms.items()):
+        name = str(name)
+        twin = f"{name} (A/A)"
+
+        def step(message: str, fraction: float, i: int = i, name: str = name) -> None:
+            say(f"{name}: {message}", (i + fraction) / len(arms))
+
+        result = run_experiment(dataset, world, {name: spec, twin: spec}, replace(config, shares=None), step)
+        parts.append(result)
+        infos[name] = result.info
+    relabel = lambda frame, name: frame.assign(arm=name) if len(frame) else frame  # noqa: E731
+    names = [str(a) for a in arms]
+    first = parts[0]
+    return ExperimentResult(
+        config=replace(config, shares=None), arms=names,
+        assignment=pd.concat([relabel(r.assignment, n) for r, n in zip(parts, names)], ignore_index=True),
+        sessions=pd.concat([relabel(r.sessions, n) for r, n in zip(parts, names)], ignore_index=True),
+        events=pd.concat([relabel(r.events, n) for r, n in zip(parts, names)], ignore_index=True),
+        start=first.start, end=first.end, seconds=time.perf_counter() - started,
+        info={"paired": True, "arm_seconds": {n: sum(v["arm_seconds"].values()) for n, v in infos.items()},
+              "retrains": sum(v["retrains"] for v in infos.values()), "slots": first.info["slots"]})

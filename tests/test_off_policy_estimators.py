@@ -86,6 +86,19 @@ class TestHandComputed:
         s3 = 0.36 + 0.8 * (-0.2 * 0.5 / 0.35 - 0.2 / 0.7)
         assert estimate(_three_problem(), "dr", "engagement_rate").estimate == pytest.approx((s1 + s2 + s3) / 3)
 
+    def test_an_engagement_rate_past_one_is_clipped_to_one(self):
+        # a model that thinks nothing gets played: 0 per session, slope 1 in each slot; residuals as above
+        # but against 0: s1 A 1/0.6, s2 C 0.5/0.65, s3 nothing played -> (1/0.6 + 0.5/0.65) / 3 = 0.812;
+        # with the propensities a quarter as large every weight is 4x: 3.25, a share of sessions past 1
+        problem = _three_problem()
+        zero = RewardPredictions(click=np.zeros((3, 2)), click_after=np.zeros((3, 2)), minutes=np.full((3, 2), 25.0),
+                                 videos=np.ones((3, 2)))
+        low = SlateProblem(problem.logged, problem.target, problem.examination, problem.marginals / 4, zero, zero)
+        got = estimate(low, "dr", "engagement_rate")
+        assert (got.estimate, got.high) == (1.0, 1.0) and 0 <= got.low <= 1
+        assert estimate(low, "dr", "minutes_per_session").estimate == pytest.approx(
+            4 * (30 / 0.6 + 0.5 / 0.65 * 20) / 3)  # minutes are not a share: nothing clipped
+
     def test_kappa_counts_a_later_play_in_full(self):
         """With kappa = 0.5 a play below another play stands for two would-be plays."""
         problem = _three_problem()

@@ -309,5 +309,7 @@ def estimate(problem: SlateProblem, estimator: str, metric: str, rounds: int = 5
     total = float(weights.sum())
     ess = total ** 2 / float((weights ** 2).sum()) if total > 0 else 0.0
     point, low, high = bootstrap_ratio(y, c, problem.logged.user_id, rounds=rounds, seed=seed)
+    if metric == "engagement_rate":  # a share of sessions: an estimate past 1 (first-order DR, SNIPS) says 1
+        point, low, high = (float(np.clip(v, 0.0, 1.0)) for v in (point, low, high))
     return Estimate(point, low, high, ess, estimator, problem.logged.n_sessions,
                     int(len(np.unique(problem.logged.user_id.astype(str)))))

@@ -222,10 +222,11 @@ def off_policy_section(meta: dict[str, Any], run: dict[str, Any] | None) -> list
     parts = d["seconds"]["estimate_parts"]
     refit = parts.get("replay pipeline", 0.0) + parts.get("replay boosting", 0.0)
     L += [f"Six policies ({', '.join(d['policies'])}) estimated from the last {d.get('window_days', 14):g} days of "
-          f"logged impressions ({d['off_policy']['window']['sessions']:,} sessions) against one simulated A/B test "
-          f"of the six ({d['users']:,} members, {d['days']:g} days, seed 0). Estimating all six took "
+          f"logged impressions ({d['off_policy']['window']['sessions']:,} sessions) against the simulated value of "
+          f"each ({'every policy over the same ' if 'reference' in d else 'one split test of the six, '}"
+          f"{d['users']:,} members, {d['days']:g} days, seed 0). Estimating all six took "
           f"**{d['seconds']['estimate']:.0f} s** (target 120 s; re-fitting and replaying the two pipelines "
-          f"{refit:.0f} s); the A/B test {d['seconds']['simulate']:.0f} s. Minutes per session:", "",
+          f"{refit:.0f} s); the simulation {d['seconds']['simulate']:.0f} s. Minutes per session:", "",
           "| estimator | Kendall tau | median relative error | largest | intervals covering the simulated value |",
           "|---|---|---|---|---|"]
     for est, per in d["agreement"].items():

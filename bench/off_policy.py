@@ -2,10 +2,11 @@
 
 Six policies: random, popularity, logging, the default pipeline, the pipeline with the LightGBM
 ranker, and the oracle. Online (2,000 members, 7 days, seed 0): the reference is `run_paired`, every
-policy over all 2,000 members (an A/A test of each), so the policies meet the same members, sessions and
-behaviour draws; a split test with six arms of about 333 members each is reported beside it. Offline: `evaluate_off_policy` on the last 14 days of the log, every
-pipeline re-fitted on the data before them. Writes, per estimator and metric, Kendall's tau, the
-relative errors and interval coverage, and how long the estimation took.
+policy over all 2,000 members (an A/A test of each), so the policies meet the same members, sessions
+and behaviour draws; a split test with six arms of about 333 members each is reported beside it.
+Offline: `evaluate_off_policy` on the last 14 days of the log, every pipeline re-fitted on the data
+before them. Writes, per estimator and metric, Kendall's tau, the relative errors and interval
+coverage, and how long the estimation took.
 Usage: .venv/bin/python bench/off_policy.py [--world sample | --seed N] [--users 2000] [--days 7]
        [--window-days D] [--out bench/results/off_policy_sample.json]
 """

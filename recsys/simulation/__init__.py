@@ -2,10 +2,9 @@
 
 `run_experiment(dataset, world, {"control": "popularity", "treatment": model}, ExperimentConfig(...))`
 plays a future period of the world with members randomly assigned to arms (`run_paired`: every policy
-over all of them); `analyze(result)` gives
-per-arm online metrics with confidence intervals, lifts against the control and a sample-ratio
-check; `offline_vs_online` sets offline NDCG/mAP next to the online results, and
-`off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy).
+over all of them); `analyze(result)` gives per-arm online metrics with confidence intervals, lifts
+against the control and a sample-ratio check; `offline_vs_online` sets offline NDCG/mAP next to the
+online results, and `off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy).
 """
 
 from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, run_paired, session_outcomes

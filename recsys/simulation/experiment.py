@@ -231,30 +231,26 @@ def run_paired(dataset: Dataset, world, arms: dict[str, Any], config: Experiment
     spread; here that spread is common to every arm, so their order is measured, not sampled (the
     agreement study of docs/off-policy.md uses it). Policies learn only from their own members' events,
     as in a split test; each A/A half learns from its half."""
-    config = config or ExperimentConfig()
+    config = replace(config or ExperimentConfig(), shares=None)
     if len(arms) < 1:
         raise ValueError("a paired experiment needs at least one policy")
     say = progress or (lambda message, fraction: None)
     started = time.perf_counter()
-    parts, infos = [], {}
+    parts: dict[str, ExperimentResult] = {}
     for i, (name, spec) in enumerate(arms.items()):
         name = str(name)
-        twin = f"{name} (A/A)"
 
         def step(message: str, fraction: float, i: int = i, name: str = name) -> None:
             say(f"{name}: {message}", (i + fraction) / len(arms))
 
-        result = run_experiment(dataset, world, {name: spec, twin: spec}, replace(config, shares=None), step)
-        parts.append(result)
-        infos[name] = result.info
-    relabel = lambda frame, name: frame.assign(arm=name) if len(frame) else frame  # noqa: E731
-    names = [str(a) for a in arms]
-    first = parts[0]
+        parts[name] = run_experiment(dataset, world, {name: spec, f"{name} (A/A)": spec}, config, step)
+
+    def merged(frame: str) -> pd.DataFrame:
+        return pd.concat([getattr(r, frame).assign(arm=n) for n, r in parts.items()], ignore_index=True)
+
+    first = next(iter(parts.values()))
     return ExperimentResult(
-        config=replace(config, shares=None), arms=names,
-        assignment=pd.concat([relabel(r.assignment, n) for r, n in zip(parts, names)], ignore_index=True),
-        sessions=pd.concat([relabel(r.sessions, n) for r, n in zip(parts, names)], ignore_index=True),
-        events=pd.concat([relabel(r.events, n) for r, n in zip(parts, names)], ignore_index=True),
-        start=first.start, end=first.end, seconds=time.perf_counter() - started,
-        info={"paired": True, "arm_seconds": {n: sum(v["arm_seconds"].values()) for n, v in infos.items()},
-              "retrains": sum(v["retrains"] for v in infos.values()), "slots": first.info["slots"]})
+        config=config, arms=list(parts), assignment=merged("assignment"), sessions=merged("sessions"),
+        events=merged("events"), start=first.start, end=first.end, seconds=time.perf_counter() - started,
+        info={"paired": True, "arm_seconds": {n: sum(r.info["arm_seconds"].values()) for n, r in parts.items()},
+              "retrains": sum(r.info["retrains"] for r in parts.values()), "slots": first.info["slots"]})

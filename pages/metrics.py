@@ -8,7 +8,8 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_report
-from recsys.ui.evaluation import estimated_online, order_disagreements, ranker_names, run_evaluation
+from recsys.ui.evaluation import (estimated_differences, estimated_online, order_disagreements, ranker_names,
+                                  run_evaluation)
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.models import cached_curves, compute_curves
@@ -88,11 +89,25 @@ def show_comparison(report: dict) -> None:
         ndcg = {n: models[n]["metrics"]["ndcg"]["estimate"] for n in online if n in models}
         minutes = {n: v["minutes_per_session"]["estimate"] for n, v in online.items()}
         swapped = order_disagreements(ndcg, minutes)
-        if swapped:
+        differences = estimated_differences(report)
+        level = {frozenset((d["ahead"], d["behind"])) for d in differences if not d["told apart"]}
+        sure = [(a, b) for a, b in swapped if frozenset((a, b)) not in level]
+        close = [(a, b) for a, b in swapped if frozenset((a, b)) in level]
+        if sure:
             st.warning("NDCG and the estimated minutes per session order these models differently (pick by the "
                        "online estimate; NDCG on logged hits rewards imitating the logging policy): "
-                       + "; ".join(f"{a} above {b} by NDCG, below by minutes" for a, b in swapped[:6])
-                       + ("; ..." if len(swapped) > 6 else ""))
+                       + "; ".join(f"{a} above {b} by NDCG, below by minutes" for a, b in sure[:6])
+                       + ("; ..." if len(sure) > 6 else ""))
+        if close:
+            st.info("NDCG orders these pairs the other way from the estimated minutes, but the estimates cannot "
+                    "tell them apart (the paired interval of their difference includes 0): "
+                    + "; ".join(f"{a} and {b}" for a, b in close[:6]) + ("; ..." if len(close) > 6 else ""))
+        if differences:
+            with st.expander("Estimated differences between models (paired over the same logged sessions)"):
+                st.caption("Each pair's estimated minutes per session, first minus second, with a 95% interval from "
+                           "resampling the same members for both: the log's sessions are shared, so this is surer "
+                           "than comparing the two intervals above. 'told apart': the interval excludes 0.")
+                st.dataframe(pd.DataFrame(differences), hide_index=True, width="stretch")
     elif unavailable:
         st.info(f"No online estimates for this data: {unavailable}")
     comparisons = pd.DataFrame(report.get("comparisons", []))

@@ -13,7 +13,8 @@ from recsys.evaluation.examination import estimate_examination
 from recsys.evaluation.logged import LoggedSessions, OffPolicyUnavailable
 from recsys.evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
 from recsys.evaluation.propensity import slot_marginals
-from recsys.simulation import ExperimentConfig, analyze, off_policy_vs_online, run_experiment
+from recsys.simulation import (ExperimentConfig, analyze, off_policy_vs_online, pairwise_agreement, run_experiment,
+                               run_paired)
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,36 @@ def test_every_estimate_is_a_finite_interval_around_itself(estimates):
                 assert e.low <= e.estimate <= e.high or name == "snips", (policy, name, metric, e)
                 if metric == "engagement_rate" and name == "dm":
                     assert 0.0 <= e.estimate <= 1.0, (policy, e)
+
+
+def test_differences_are_paired_and_match_the_estimates(estimates):
+    """A difference is the two estimates' difference; the oracle is surely ahead of random; a policy
+    against itself is exactly level; every pair is listed once."""
+    dr = estimates.policies
+    d = estimates.difference("oracle", "random", "minutes_per_session", "dr")
+    assert d.estimate == pytest.approx(dr["oracle"]["dr"]["minutes_per_session"].estimate
+                                       - dr["random"]["dr"]["minutes_per_session"].estimate)
+    assert d.separated and d.low > 0
+    same = estimates.difference("logging", "logging", "minutes_per_session", "ips")
+    assert (same.estimate, same.low, same.high, same.separated) == (0.0, 0.0, 0.0, False)
+    pairs = estimates.differences()
+    assert len(pairs) == 6 and {(p.first, p.second) for p in pairs} >= {("random", "oracle")}
+    assert estimates.as_dict()["differences"]["pairs"][0]["first"] == "random"
+    with pytest.raises(KeyError, match="no policy 'nope'"):
+        estimates.difference("nope", "random")
+
+
+def test_pairwise_agreement_with_a_paired_test(sample, estimates):
+    """Against a paired simulated test of the four policies: the oracle's lead over random is told apart by
+    both and in the same order, and no pair is told apart the wrong way by the estimates."""
+    world, data = sample
+    paired = run_paired(data, world, dict(POLICIES), ExperimentConfig(users=400, days=3, seed=0))
+    table, summary = pairwise_agreement(estimates, paired, "minutes_per_session", "dr")
+    assert summary["pairs"] == len(table) == 6
+    row = table[(table["first"] == "random") & (table["second"] == "oracle")].iloc[0]
+    assert row["simulated"] < 0 and row["simulation tells apart"] and row["estimate tells apart"] and row["same order"]
+    assert summary["pairs the estimate tells apart the wrong way"] == 0
+    assert summary["of those, in the same order"] == summary["pairs the simulation tells apart"] >= 3
 
 
 def test_logging_estimated_by_itself_is_its_logged_value(estimates):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.evaluation.estimators import (ESTIMATOR_NAMES, ESTIMATORS, RewardPredictions, SlateProblem,
-                                          bootstrap_ratio, estimate)
+                                          bootstrap_difference, bootstrap_ratio, estimate)
 from recsys.evaluation.logged import LoggedSessions, OffPolicyUnavailable
 from recsys.evaluation.propensity import race_marginals, slot_marginals, weights_from_propensities
 
@@ -130,6 +130,31 @@ class TestHandComputed:
         """u1's two sessions always travel together: with y = c = 1 per session the ratio is always 1."""
         point, low, high = bootstrap_ratio(np.ones(3), np.ones(3), np.array(["u1", "u2", "u1"]), rounds=50)
         assert (point, low, high) == (1.0, 1.0, 1.0)
+
+    def test_difference_resamples_members_once_for_both_policies(self):
+        """Hand-computed: u1 holds sessions 1 and 3, u2 session 2. Policy a earns 1, 2, 3 and b 0, 2, 1, so
+        a - b is 2 - 1 = 1. A resample of two members is (u1, u1): 8/4 - 2/4 = 1.5, (u1, u2): 6/3 - 3/3 = 1
+        or (u2, u2): 4/2 - 4/2 = 0, the first and last each with chance 1/4: the interval is [0, 1.5]."""
+        members = np.array(["u1", "u2", "u1"])
+        a, b = (np.array([1.0, 2.0, 3.0]), np.ones(3)), (np.array([0.0, 2.0, 1.0]), np.ones(3))
+        point, low, high = bootstrap_difference(a, b, members, rounds=400)
+        assert (point, low, high) == (1.0, 0.0, 1.5)
+        assert bootstrap_difference(a, a, members, rounds=50) == (0.0, 0.0, 0.0)
+
+    def test_paired_difference_is_surer_than_two_intervals(self):
+        """Two policies whose session values share a member effect: the difference's interval is far narrower
+        than either estimate's, and it excludes 0 while the two separate intervals overlap."""
+        rng = np.random.default_rng(3)
+        members = np.repeat(np.arange(200).astype(str), 3)
+        shared = rng.normal(50, 20, 200).repeat(3)
+        a = (shared + 2.0 + rng.normal(0, 0.5, 600), np.ones(600))
+        b = (shared + rng.normal(0, 0.5, 600), np.ones(600))
+        point, low, high = bootstrap_difference(a, b, members, rounds=300)
+        _, a_low, a_high = bootstrap_ratio(*a, members, rounds=300)
+        _, b_low, b_high = bootstrap_ratio(*b, members, rounds=300)
+        assert 1.8 < point < 2.2 and low > 0
+        assert high - low < 0.1 * (a_high - a_low)
+        assert a_low < b_high  # the separate intervals overlap
 
     def test_registry_has_every_estimator(self):
         assert set(ESTIMATOR_NAMES) == {"dm", "ips", "snips", "dr", "cascade_dr"}

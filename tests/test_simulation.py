@@ -11,8 +11,8 @@ from scipy import stats
 
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.simulation import (
-    METRICS, ExperimentConfig, analyze, compare_ratio, make_policy, offline_vs_online, ratio_estimate, run_experiment,
-    run_paired, sample_ratio_check,
+    METRICS, ExperimentConfig, analyze, compare_ratio, make_policy, offline_vs_online, paired_difference,
+    ratio_estimate, run_experiment, run_paired, sample_ratio_check,
 )
 
 
@@ -139,6 +139,23 @@ def test_ratio_and_lift_by_hand():
     assert cmp["df"] == pytest.approx(200)
     assert cmp["lift_low"] == pytest.approx(0.2 - q * se_lift) and cmp["lift_high"] == pytest.approx(0.2 + q * se_lift)
     assert cmp["p_value"] == pytest.approx(2 * stats.t.sf(0.1 / np.sqrt(0.0018), 200)) and cmp["significant"]
+
+
+def test_paired_difference_by_hand():
+    """Arms a and b over the same three members (sessions 1, 2, 1): minutes a 10, 20, 30 and b 4, 20, 27,
+    so a - b = (6 + 0 + 3) / 4 = 2.25; residuals 6 - 2.25, 0 - 4.5, 3 - 2.25: se = sqrt(3/2 * 34.875) / 4."""
+    rows = []
+    for arm, minutes in (("a", [10.0, 20.0, 30.0]), ("b", [4.0, 20.0, 27.0])):
+        for user, (m, n) in zip(["u1", "u2", "u3"], zip(minutes, [1, 2, 1])):
+            rows += [{"session_id": f"{arm}{user}{i}", "user_id": user, "arm": arm, "engaged": m > 0,
+                      "plays": 1, "finished": 0, "minutes": m / n} for i in range(n)]
+    sessions = pd.DataFrame(rows)
+    d = paired_difference(sessions, "a", "b")
+    assert d["estimate"] == pytest.approx(2.25)
+    assert d["se"] == pytest.approx(np.sqrt(1.5 * (3.75 ** 2 + 4.5 ** 2 + 0.75 ** 2)) / 4)
+    assert paired_difference(sessions, "b", "a")["estimate"] == pytest.approx(-2.25)
+    with pytest.raises(ValueError, match="not paired"):
+        paired_difference(sessions[sessions["session_id"] != "bu20"], "a", "b")
 
 
 def test_per_member_means_match_welchs_t_test():

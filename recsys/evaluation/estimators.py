@@ -38,7 +38,8 @@ from ..registry import Registry
 from .logged import METRICS, LoggedSessions
 
 __all__ = ["SlateProblem", "RewardPredictions", "Estimate", "ESTIMATORS", "ESTIMATOR_NAMES", "slot_expectations",
-           "no_play_above", "estimate", "bootstrap_ratio"]
+           "no_play_above", "estimate", "contributions", "bootstrap_ratio",
+           "bootstrap_difference"]
 
 #: Off-policy estimators by name (class attribute `estimator`).
 ESTIMATORS: Registry = Registry("off-policy estimator", key="estimator")
@@ -283,28 +284,63 @@ class CascadeDoublyRobust(_Estimator):
 ESTIMATOR_NAMES: tuple[str, ...] = ESTIMATORS.names()
 
 
-def bootstrap_ratio(y: np.ndarray, c: np.ndarray, members: np.ndarray, rounds: int = 500, seed: int = 0,
-                    level: float = 0.95) -> tuple[float, float, float]:
-    """sum(y) / sum(c) and its percentile interval, resampling members (their sessions stay together)."""
+def _member_totals(members: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per member (sorted external ids), the sum of each per-session array."""
     codes, group = np.unique(members.astype(str), return_inverse=True)
-    ys = np.bincount(group, weights=y, minlength=len(codes))
-    cs = np.bincount(group, weights=c, minlength=len(codes))
-    point = float(ys.sum() / cs.sum()) if cs.sum() > 0 else float("nan")
+    return tuple(np.bincount(group, weights=v, minlength=len(codes)) for v in values)
+
+
+def _member_resamples(n_members: int, rounds: int, seed: int) -> np.ndarray:
+    """(rounds, n_members) multinomial counts: the bootstrap's resamples of members. The same seed gives
+    the same resamples, so intervals of two policies over one log are paired."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 41]))
-    counts = rng.multinomial(len(codes), np.full(len(codes), 1.0 / len(codes)), size=rounds).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draws = (counts @ ys) / (counts @ cs)
+    return rng.multinomial(n_members, np.full(n_members, 1.0 / n_members), size=rounds).astype(float)
+
+
+def _percentiles(point: float, draws: np.ndarray, level: float) -> tuple[float, float, float]:
     draws = draws[np.isfinite(draws)]
-    alpha = (1.0 - level) / 2.0
     if len(draws) == 0:
         return point, float("nan"), float("nan")
+    alpha = (1.0 - level) / 2.0
     return point, float(np.quantile(draws, alpha)), float(np.quantile(draws, 1.0 - alpha))
 
 
-def estimate(problem: SlateProblem, estimator: str, metric: str, rounds: int = 500, seed: int = 0) -> Estimate:
-    """One estimator's estimate of one metric for the problem's target policy."""
+def bootstrap_ratio(y: np.ndarray, c: np.ndarray, members: np.ndarray, rounds: int = 500, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float, float]:
+    """sum(y) / sum(c) and its percentile interval, resampling members (their sessions stay together)."""
+    ys, cs = _member_totals(members, y, c)
+    point = float(ys.sum() / cs.sum()) if cs.sum() > 0 else float("nan")
+    counts = _member_resamples(len(ys), rounds, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = (counts @ ys) / (counts @ cs)
+    return _percentiles(point, draws, level)
+
+
+def bootstrap_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], members: np.ndarray,
+                         rounds: int = 500, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """sum(y_a) / sum(c_a) - sum(y_b) / sum(c_b) over the same sessions, with a percentile interval from
+    resampling members once for both: the two estimates share the log, so their difference is much
+    surer than two separate intervals suggest."""
+    ya, ca, yb, cb = _member_totals(members, a[0], a[1], b[0], b[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(ya.sum() / ca.sum() - yb.sum() / cb.sum())
+        counts = _member_resamples(len(ya), rounds, seed)
+        draws = (counts @ ya) / (counts @ ca) - (counts @ yb) / (counts @ cb)
+    return _percentiles(point, draws, level)
+
+
+def contributions(problem: SlateProblem, estimator: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) one estimator's per-session contributions Y and weights c for one metric: the estimate is
+    sum(Y) / sum(c)."""
+    return ESTIMATORS.get(estimator)().contributions(problem, metric)
+
+
+def estimate(problem: SlateProblem, estimator: str, metric: str, rounds: int = 500, seed: int = 0,
+             parts: tuple[np.ndarray, np.ndarray] | None = None) -> Estimate:
+    """One estimator's estimate of one metric for the problem's target policy (`parts`: its
+    contributions, when already computed)."""
     est = ESTIMATORS.get(estimator)()
-    y, c = est.contributions(problem, metric)
+    y, c = parts if parts is not None else est.contributions(problem, metric)
     weights = est.weights(problem)
     total = float(weights.sum())
     ess = total ** 2 / float((weights ** 2).sum()) if total > 0 else 0.0

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from .estimators import ESTIMATOR_NAMES, ESTIMATORS, Estimate, RewardPredictions, SlateProblem, bootstrap_ratio
+from .estimators import (ESTIMATOR_NAMES, ESTIMATORS, Estimate, RewardPredictions, SlateProblem, bootstrap_difference,
+                         bootstrap_ratio, contributions)
 from .estimators import estimate as run_estimator
 from .examination import ExaminationCurve, estimate_examination
 from .logged import METRICS, LoggedSessions, OffPolicyUnavailable
@@ -30,7 +31,8 @@ from .propensity import slot_marginals
 from .replay import replay_lists
 from .reward_model import RewardModel
 
-__all__ = ["OffPolicyConfig", "OffPolicyReport", "evaluate_off_policy", "DEFAULT_ESTIMATOR", "start_policy"]
+__all__ = ["OffPolicyConfig", "OffPolicyReport", "Difference", "evaluate_off_policy", "DEFAULT_ESTIMATOR",
+           "start_policy"]
 
 #: The estimator the app and the report lead with (chosen by agreement with the simulated A/B test,
 #: docs/off-policy.md).
@@ -63,6 +65,29 @@ class OffPolicyConfig:
             ESTIMATORS.get(name)
 
 
+@dataclass(frozen=True)
+class Difference:
+    """One policy's estimated value minus another's over the same logged sessions, with a paired
+    bootstrap 95% interval over members. `separated`: the interval excludes 0, so the estimates tell
+    the two apart; otherwise their order is within the estimator's noise."""
+
+    first: str
+    second: str
+    metric: str
+    estimator: str
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def separated(self) -> bool:
+        return bool(self.low > 0 or self.high < 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"first": self.first, "second": self.second, "metric": self.metric, "estimator": self.estimator,
+                "estimate": self.estimate, "low": self.low, "high": self.high, "separated": self.separated}
+
+
 @dataclass
 class OffPolicyReport:
     """Per policy, per estimator, per metric: an Estimate; plus what the estimates rest on."""
@@ -77,12 +102,38 @@ class OffPolicyReport:
     policies: dict[str, dict[str, dict[str, Estimate]]]
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: per policy, estimator and metric, the per-session (Y, c) behind the estimate; `member_ids` per session
+    contributions: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = field(default_factory=dict,
+                                                                                            repr=False)
+    member_ids: np.ndarray | None = field(default=None, repr=False)
+    bootstrap: int = 500
+    seed: int = 0
 
     @property
     def lead(self) -> str:
         """The estimator to show first: DEFAULT_ESTIMATOR when it was run, else the first that was."""
         ran = next(iter(self.policies.values()), {})
         return DEFAULT_ESTIMATOR if DEFAULT_ESTIMATOR in ran or not ran else next(iter(ran))
+
+    def difference(self, first: str, second: str, metric: str = "minutes_per_session",
+                   estimator: str | None = None) -> Difference:
+        """`first`'s estimate minus `second`'s (`estimator`: the lead one by default), resampling the same
+        members for both, so what the two policies' estimates share (the log's sessions) cancels."""
+        estimator = estimator or self.lead
+        for name in (first, second):
+            if name not in self.contributions:
+                raise KeyError(f"no policy {name!r} in this report; it has {sorted(self.contributions)}")
+            if estimator not in self.contributions[name]:
+                raise KeyError(f"estimator {estimator!r} was not run; the report has "
+                               f"{sorted(self.contributions[name])}")
+        a, b = self.contributions[first][estimator][metric], self.contributions[second][estimator][metric]
+        point, low, high = bootstrap_difference(a, b, self.member_ids, rounds=self.bootstrap, seed=self.seed)
+        return Difference(first, second, metric, estimator, point, low, high)
+
+    def differences(self, metric: str = "minutes_per_session", estimator: str | None = None) -> list[Difference]:
+        """Every pair of policies (in report order), each as its difference with a paired interval."""
+        names = list(self.contributions)
+        return [self.difference(a, b, metric, estimator) for i, a in enumerate(names) for b in names[i + 1:]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +144,8 @@ class OffPolicyReport:
             "logged": {m: e.as_dict() for m, e in self.logged.items()},
             "policies": {p: {est: {m: e.as_dict() for m, e in per.items()} for est, per in by.items()}
                          for p, by in self.policies.items()},
+            "differences": {"metric": "minutes_per_session", "estimator": self.lead,
+                            "pairs": [d.as_dict() for d in self.differences()] if self.contributions else []},
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()}, "notes": self.notes,
         }
 
@@ -250,9 +303,13 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     say("estimating", 0.9)
     t = time.perf_counter()
     out: dict[str, dict[str, dict[str, Estimate]]] = {}
+    parts: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
     for name, items in targets.items():
         problem = SlateProblem(logged, items, curve.values, marginals, logged_pred, target_pred[name], curve.kappa)
-        out[name] = {est: {metric: run_estimator(problem, est, metric, rounds=config.bootstrap, seed=config.seed)
+        parts[name] = {est: {metric: contributions(problem, est, metric) for metric in METRICS}
+                       for est in config.estimators}
+        out[name] = {est: {metric: run_estimator(problem, est, metric, rounds=config.bootstrap, seed=config.seed,
+                                                 parts=parts[name][est][metric])
                            for metric in METRICS} for est in config.estimators}
     on_policy = {}
     for metric in METRICS:
@@ -264,4 +321,5 @@ def evaluate_off_policy(dataset: Dataset, policies: dict[str, Any], world=None, 
     say("done", 1.0)
     return OffPolicyReport(window_start=start, window_end=end, sessions=logged.n_sessions,
                            members=int(len(np.unique(logged.user_id.astype(str)))), propensities=propensities,
-                           examination=curve, logged=on_policy, policies=out, seconds=timings, notes=notes)
+                           examination=curve, logged=on_policy, policies=out, seconds=timings, notes=notes,
+                           contributions=parts, member_ids=logged.user_id, bootstrap=config.bootstrap, seed=config.seed)

@@ -4,13 +4,16 @@
 plays a future period of the world with members randomly assigned to arms (`run_paired`: every policy
 over all of them); `analyze(result)` gives per-arm online metrics with confidence intervals, lifts
 against the control and a sample-ratio check; `offline_vs_online` sets offline NDCG/mAP next to the
-online results, and `off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy).
+online results, and `off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy), and
+`pairwise_agreement` their differences against a paired experiment's.
 """
 
 from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, run_paired, session_outcomes
-from .offline_online import evaluation_policy, off_policy_vs_online, offline_metrics, offline_vs_online
+from .offline_online import (evaluation_policy, off_policy_vs_online, offline_metrics, offline_vs_online,
+                             pairwise_agreement)
 from .online_metrics import (
-    METRICS, ABReport, analyze, compare_ratio, daily_metrics, per_member, ratio_estimate, sample_ratio_check,
+    METRICS, ABReport, analyze, compare_ratio, daily_metrics, paired_difference, per_member, ratio_estimate,
+    sample_ratio_check,
 )
 from .policies import (
     ONLINE_POLICIES, POLICY_NAMES, LoggingPolicy, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy,
@@ -20,8 +23,9 @@ from .policies import (
 
 __all__ = [
     "ExperimentConfig", "ExperimentResult", "assign_arms", "run_experiment", "run_paired", "session_outcomes",
-    "evaluation_policy", "off_policy_vs_online", "offline_metrics", "offline_vs_online",
-    "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "per_member", "ratio_estimate",
+    "evaluation_policy", "off_policy_vs_online", "offline_metrics", "offline_vs_online", "pairwise_agreement",
+    "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "paired_difference", "per_member",
+    "ratio_estimate",
     "sample_ratio_check",
     "ONLINE_POLICIES", "POLICY_NAMES", "LoggingPolicy", "OnlinePolicy", "OraclePolicy", "PopularityPolicy",
     "RandomPolicy",

@@ -18,7 +18,7 @@ from scipy import stats
 
 from ..data.dataset import Dataset
 
-__all__ = ["evaluation_policy", "offline_metrics", "offline_vs_online", "off_policy_vs_online"]
+__all__ = ["evaluation_policy", "offline_metrics", "offline_vs_online", "off_policy_vs_online", "pairwise_agreement"]
 
 
 def evaluation_policy(spec: Any, world=None, seed: int = 0) -> Callable[[], Any]:
@@ -120,3 +120,36 @@ def off_policy_vs_online(off_report, report, estimators: tuple[str, ...] | None 
                 rows.append({"policy": a, "estimator": est, "metric": metric, "simulated": s, "estimate": g.estimate,
                              "low": g.low, "high": g.high, "relative_error": r, "covered": c, "ess": g.ess})
     return pd.DataFrame(rows), agreement
+
+
+def pairwise_agreement(off_report, result, metric: str = "minutes_per_session", estimator: str | None = None
+                       ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every pair of arms: the estimated difference (paired over the log) beside the simulated one (paired
+    over the members of a `run_paired` result), each with its 95% interval. Kendall's tau counts every
+    pair; here a pair counts only where the simulation itself tells the two apart, and an estimate that
+    separates a pair the wrong way (a confident wrong order) is counted on its own."""
+    from .online_metrics import paired_difference
+
+    estimator = estimator or off_report.lead
+    arms = [a for a in off_report.policies if a in set(result.arms)]
+    rows = []
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            sim = paired_difference(result.sessions, a, b, metric)
+            est = off_report.difference(a, b, metric, estimator)
+            sim_apart = bool(sim["low"] > 0 or sim["high"] < 0)
+            rows.append({"first": a, "second": b, "simulated": sim["estimate"], "simulated low": sim["low"],
+                         "simulated high": sim["high"], "simulation tells apart": sim_apart,
+                         "estimate": est.estimate, "low": est.low, "high": est.high,
+                         "estimate tells apart": est.separated,
+                         "same order": bool(np.sign(est.estimate) == np.sign(sim["estimate"]))})
+    table = pd.DataFrame(rows)
+    apart = table[table["simulation tells apart"]] if len(table) else table
+    concordant = int(apart["same order"].sum()) if len(apart) else 0
+    wrong = table[table["estimate tells apart"] & ~table["same order"]] if len(table) else table
+    return table, {"estimator": estimator, "metric": metric, "pairs": len(table),
+                   "pairs the simulation tells apart": len(apart),
+                   "of those, in the same order": concordant,
+                   "kendall_tau over those": (2 * concordant - len(apart)) / len(apart) if len(apart) else None,
+                   "pairs the estimate tells apart the wrong way": len(wrong),
+                   "pairs the estimate tells apart": int(table["estimate tells apart"].sum()) if len(table) else 0}

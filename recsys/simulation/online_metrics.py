@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["METRICS", "per_member", "ratio_estimate", "compare_ratio", "sample_ratio_check", "analyze",
-           "ABReport", "daily_metrics"]
+__all__ = ["METRICS", "per_member", "ratio_estimate", "compare_ratio", "paired_difference", "sample_ratio_check",
+           "analyze", "ABReport", "daily_metrics"]
 
 #: name -> (numerator column, denominator column, description)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -63,6 +63,21 @@ def ratio_estimate(y, x, level: float = 0.95) -> dict[str, float]:
     se = float(np.sqrt(n / (n - 1) * np.sum(resid ** 2)) / x.sum()) if n > 1 else float("nan")
     z = stats.norm.ppf(0.5 + level / 2)
     return {"estimate": float(r), "se": se, "low": float(r - z * se), "high": float(r + z * se), "n": int(n)}
+
+
+def paired_difference(sessions: pd.DataFrame, first: str, second: str, metric: str = "minutes_per_session",
+                      level: float = 0.95) -> dict[str, float]:
+    """`first` minus `second` in a paired experiment (`run_paired`: both arms over the same members and
+    sessions), as the ratio of the per-member differences to the shared denominator, with its
+    delta-method interval: the member-to-member spread the two arms share cancels."""
+    num, den, _ = METRICS[metric]
+    members = per_member(sessions[sessions["arm"].isin([first, second])])
+    wide = members.pivot(index="user_id", columns="arm")
+    if first not in wide[den].columns or second not in wide[den].columns or wide[den].isna().any().any() \
+            or not (wide[den][first] == wide[den][second]).all():
+        raise ValueError(f"arms {first!r} and {second!r} are not paired: they must have the same members with the "
+                         "same sessions (recsys.simulation.run_paired)")
+    return ratio_estimate(wide[num][first] - wide[num][second], wide[den][first], level)
 
 
 def compare_ratio(control: dict[str, float], treatment: dict[str, float], alpha: float = 0.05) -> dict[str, float]:

@@ -8,7 +8,7 @@ from typing import Callable
 from .cache import load_cached_dataset
 
 __all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation", "estimated_online",
-           "order_disagreements"]
+           "order_disagreements", "estimated_differences"]
 
 #: The quick set: the floor, the fallback, the best single source, the blend and the default ranker.
 QUICK_MODELS = ["random", "popularity", "ease", "blend", "logistic"]
@@ -79,3 +79,21 @@ def order_disagreements(first: dict[str, float], second: dict[str, float]) -> li
     names = sorted(set(first) & set(second), key=lambda n: -first[n])
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
             if first[a] > first[b] and second[b] > second[a]]
+
+
+def estimated_differences(report: dict) -> list[dict]:
+    """The off-policy section's pairwise differences between the report's models (minutes per session,
+    paired over the same logged sessions), each oriented so the first is the one estimated ahead."""
+    section = (report.get("off_policy") or {}).get("differences") or {}
+    models = set(report.get("models", {}))
+    rows = []
+    for pair in section.get("pairs", []):
+        if pair["first"] not in models or pair["second"] not in models:
+            continue
+        flip = pair["estimate"] < 0
+        ahead, behind = (pair["second"], pair["first"]) if flip else (pair["first"], pair["second"])
+        sign = -1.0 if flip else 1.0
+        low, high = sorted((sign * pair["low"], sign * pair["high"]))
+        rows.append({"ahead": ahead, "behind": behind, "by (minutes/session)": sign * pair["estimate"],
+                     "low": low, "high": high, "told apart": bool(pair["separated"])})
+    return sorted(rows, key=lambda r: -r["by (minutes/session)"])

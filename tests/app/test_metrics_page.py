@@ -141,6 +141,33 @@ def test_no_warning_when_the_orders_agree_and_the_reason_when_estimates_could_no
     assert not at.exception and any("no 'position'" in i.value for i in at.info)
 
 
+def test_a_swapped_pair_the_estimates_cannot_tell_apart_is_noted_not_warned(report_path, tmp_path):
+    """NDCG puts the oracle above popularity and the estimates the other way, but their paired difference
+    straddles 0: an info line says so and the differences table shows it; a separated swap still warns."""
+    import json
+
+    path = _with_estimates(report_path, tmp_path, {"oracle": 40.0, "popularity": 42.0, "random": 50.0})
+    report = json.loads(path.read_text())
+    pair = lambda a, b, d, lo, hi: {"first": a, "second": b, "metric": "minutes_per_session",  # noqa: E731
+                                    "estimator": "dr", "estimate": d, "low": lo, "high": hi,
+                                    "separated": lo > 0 or hi < 0}
+    report["off_policy"]["differences"] = {"metric": "minutes_per_session", "estimator": "dr", "pairs": [
+        pair("oracle", "popularity", -2.0, -4.5, 0.5), pair("oracle", "random", -10.0, -14.0, -6.0),
+        pair("popularity", "random", -8.0, -11.0, -5.0)]}
+    path.write_text(json.dumps(report))
+    at = _page(path)
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    info = " ".join(i.value for i in at.info)
+    assert "oracle above random by NDCG" in warning and "popularity by NDCG" not in warning
+    assert "cannot tell them apart" in info and "oracle and popularity" in info
+    differences = next(d.value for d in at.dataframe if "told apart" in d.value.columns)
+    assert list(differences["ahead"]) == ["random", "random", "popularity"]
+    assert list(differences["by (minutes/session)"]) == [10.0, 8.0, 2.0]
+    row = differences.iloc[2]
+    assert (row["behind"], row["low"], row["high"], row["told apart"]) == ("oracle", -0.5, 4.5, False)
+
+
 def test_order_disagreements_lists_each_swapped_pair_once():
     from recsys.ui.evaluation import order_disagreements
 

@@ -79,10 +79,12 @@ class TextEncoder:
     """Encode texts to unit vectors with the bundled MiniLM model, reading and filling the disk cache.
 
     `cache_dir=None` uses `default_cache_dir()`; `cache=False` skips the disk cache. The model
-    is loaded on the first miss only, so a warm cache never imports torch.
+    is loaded on the first miss only, so a warm cache never imports torch. `batch_size` 1 (the default)
+    makes a text's vector a function of the text alone: in a batch the padding to the longest text moves
+    the last bits (1e-7), and a model fitted from a warm cache then differs from one fitted from a cold one.
     """
 
-    def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 64, device: str | None = None,
+    def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 1, device: str | None = None,
                  cache: bool = True) -> None:
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.batch_size = batch_size

@@ -393,6 +393,18 @@ def test_embeddings_cache_and_normalise(tmp_path):
     np.testing.assert_array_equal(again[0], vecs[0])
 
 
+def test_a_text_encodes_the_same_alone_and_among_others():
+    """A vector depends on its text only, not on what else was missing from the cache (the same data and
+    seed then give the same model whatever the cache held)."""
+    from recsys.embeddings import TextEncoder
+
+    enc = TextEncoder(cache=False)
+    texts = ["a scary ghost story", "two detectives in a rainy city chase a thief across three continents", "love"]
+    together = enc.encode(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_array_equal(enc.encode([text])[0], together[i])
+
+
 def test_load_rejects_foreign_folders(tmp_path, fitted):
     with pytest.raises(DataError, match="manifest"):
         CandidateGenerator.load(tmp_path)

@@ -102,7 +102,8 @@ class TextEncoder:
         return _load_model(self.device)
 
     def _path(self, key: str) -> Path:
-        return self.cache_dir / MODEL_NAME / key[:2] / f"{key}.npy"
+        # "alone": vectors encoded one text at a time; those cached from batches (one level up) are not reused
+        return self.cache_dir / MODEL_NAME / "alone" / key[:2] / f"{key}.npy"
 
     def _read(self, key: str) -> np.ndarray | None:
         path = self._path(key)

@@ -233,6 +233,13 @@ def off_policy_section(meta: dict[str, Any], run: dict[str, Any] | None) -> list
         a = per["minutes_per_session"]
         L.append(f"| `{est}` | {a['kendall_tau']:.3f} | {a['median_relative_error']:.1%} | "
                  f"{a['max_relative_error']:.1%} | {a['covered']} of {a['arms']} |")
+    L.append("")
+    for est, pairs in d.get("pairs", {}).items():
+        s = pairs["summary"]
+        L.append(f"- `{est}`, pairs of policies: the simulation tells {s['pairs the simulation tells apart']} of "
+                 f"{s['pairs']} apart, and the estimates order {s['of those, in the same order']} of those the same "
+                 f"way; they tell {s['pairs the estimate tells apart']} apart, "
+                 f"{s['pairs the estimate tells apart the wrong way']} of them the wrong way.")
     return L + ["", "Per policy, with intervals and the second world: `docs/off-policy.md`.", ""]
 
 

@@ -54,7 +54,7 @@ with st.expander("More settings"):
     retrain = st.number_input("Re-train every (days; 0 = never)", min_value=0, max_value=28, value=0,
                               key="ab_retrain")
     offline = st.checkbox("Also compute each arm's offline NDCG@10 / mAP@10 and its online value estimated from "
-                          "the logs (re-fits each policy on the data before the last 14 days; a few minutes more "
+                          "the logs (re-fits each policy on the data before the last 7 days; a few minutes more "
                           "with the trained pipeline)", value=False, key="ab_offline")
 st.caption("2,000 members over 7 days take a few minutes with the trained pipeline; popularity, random and "
            "oracle alone take seconds.")

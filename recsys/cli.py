@@ -260,7 +260,7 @@ def evaluate(
         return
     bar.close()
     if off_policy:
-        report = _with_off_policy(report, dataset, data, names, test_days, k, seed)
+        report = _with_off_policy(report, dataset, data, names, k, seed)
     report["seconds"] = round(time.perf_counter() - started, 1)
     write_report(report, out)
     table = summary_table(report, reference="oracle" if "oracle" in report["models"] else None)
@@ -283,7 +283,7 @@ def evaluate(
     typer.echo(f"\nreport written to {out} in {report['seconds']} s")
 
 
-def _with_off_policy(report: dict[str, Any], dataset, data: str, names: list[str], test_days: float, k: int,
+def _with_off_policy(report: dict[str, Any], dataset, data: str, names: list[str], k: int,
                      seed: int) -> dict[str, Any]:
     """`evaluate --off-policy`: each model's estimated online value from the logs, added to the report."""
     from .data.loaders import world_of
@@ -296,8 +296,7 @@ def _with_off_policy(report: dict[str, Any], dataset, data: str, names: list[str
     bar, update = _progress_bar("off-policy estimates")
     try:
         off = evaluate_off_policy(dataset, online_specs(names, seed, world is not None), world=world,
-                                  config=OffPolicyConfig(window_days=test_days, examination_days=max(56.0, test_days),
-                                                         k=min(10, k), seed=seed), progress=update)
+                                  config=OffPolicyConfig(k=min(10, k), seed=seed), progress=update)
     except OffPolicyUnavailable as err:
         off = str(err)
     except (DataError, ValueError) as err:

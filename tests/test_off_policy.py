@@ -155,12 +155,15 @@ def test_evaluate_off_policy_from_the_command_line(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "--data", "sample", "--folds", "1", "--models", "random,popularity",
                                       "--off-policy", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "estimated online (dr" in result.output
+    from recsys.evaluation.off_policy import DEFAULT_ESTIMATOR
+
+    assert f"estimated online ({DEFAULT_ESTIMATOR}" in result.output
     report = json.loads(out.read_text())
     for name in ("random", "popularity"):
         entry = report["models"][name]["off_policy"]
         assert set(entry) == {"engagement_rate", "videos_per_session", "minutes_per_session"}
         assert set(entry["minutes_per_session"]) >= {"estimate", "low", "high", "ess", "estimator"}
+        assert entry["minutes_per_session"]["estimator"] == DEFAULT_ESTIMATOR
     assert report["off_policy"]["policies"].keys() >= {"random", "popularity", "logging"}
     # the logs' own policy is estimated too, and popularity beats random as it does online
     assert entry["minutes_per_session"]["estimate"] > report["models"]["random"]["off_policy"][
@@ -195,12 +198,15 @@ def test_simulate_offline_json_puts_estimates_beside_each_arm():
 
     result = CliRunner().invoke(app, ["simulate", "--data", "sample", "--control", "popularity", "--treatment",
                                       "random", "--users", "200", "--days", "1", "--offline", "--json"])
+    from recsys.evaluation.off_policy import DEFAULT_ESTIMATOR
+
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{"):])
     for arm in payload["arms"]:
         estimate = arm["off_policy"]["minutes_per_session"]
-        assert estimate["low"] <= estimate["estimate"] <= estimate["high"] and estimate["estimator"] == "dr"
-    agreement = payload["off_policy"]["agreement"]["dr"]["minutes_per_session"]
+        assert estimate["low"] <= estimate["estimate"] <= estimate["high"]
+        assert estimate["estimator"] == DEFAULT_ESTIMATOR
+    agreement = payload["off_policy"]["agreement"][DEFAULT_ESTIMATOR]["minutes_per_session"]
     assert set(agreement) == {"kendall_tau", "median_relative_error", "max_relative_error", "covered", "arms"}
     assert agreement["arms"] == 2
 

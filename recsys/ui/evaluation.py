@@ -54,7 +54,7 @@ def run_evaluation(spec: str, full: bool, path: Path, progress: Callable[[str, f
         world = world_of(spec)
         try:
             estimates = evaluate_off_policy(data, online_specs(names, 0, world is not None), world=world,
-                                            config=OffPolicyConfig(window_days=14),
+                                            config=OffPolicyConfig(),
                                             progress=lambda message, fraction: progress(
                                                 f"estimated online: {message}", share + (1 - share) * fraction))
         except OffPolicyUnavailable as err:

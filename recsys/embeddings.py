@@ -12,11 +12,13 @@ import hashlib
 import importlib.util
 import os
 import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+
 
 __all__ = ["MODEL_NAME", "DIMENSION", "TextEncoder", "model_path", "default_cache_dir", "get_encoder",
            "encode_texts", "EmbeddingError"]
@@ -80,8 +82,9 @@ class TextEncoder:
 
     `cache_dir=None` uses `default_cache_dir()`; `cache=False` skips the disk cache. The model
     is loaded on the first miss only, so a warm cache never imports torch. `batch_size` 1 (the default)
-    makes a text's vector a function of the text alone: in a batch the padding to the longest text moves
-    the last bits (1e-7), and a model fitted from a warm cache then differs from one fitted from a cold one.
+    and one thread make a text's vector a function of the text alone: in a batch the padding to the longest
+    text moves the last bits (1e-7), and so does torch's thread count; a model fitted from a warm cache would
+    then differ from one fitted from a cold one.
     """
 
     def __init__(self, cache_dir: str | Path | None = None, batch_size: int = 1, device: str | None = None,
@@ -141,15 +144,30 @@ class TextEncoder:
         if todo:
             unique = list(todo)
             batch_texts = [texts[todo[k][0]] for k in unique]
-            with self._lock:
-                vectors = self.model.encode(batch_texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                            normalize_embeddings=True, show_progress_bar=False)
+            model = self.model
+            with self._lock, _one_torch_thread():
+                vectors = model.encode(batch_texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
             vectors = np.asarray(vectors, dtype=np.float32)
             for key, vec in zip(unique, vectors):
                 out[todo[key]] = vec
                 if self.cache:
                     self._write(key, vec)
         return out
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch's intra-op pool at one thread for the block (then as it was): a vector must not depend on the
+    thread count. threadpoolctl's OpenMP limit does not reach a count set by torch.set_num_threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @lru_cache(maxsize=8)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from worlds import open_world
 
 
 def main() -> None:
@@ -34,23 +34,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys.atomic import atomic_write_bytes
-    from recsys.data import load_dataset
-    from recsys.data.loaders import sample_data_dir
-    from recsys.data.synthetic import load_world
     from recsys.evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
     from recsys.pipeline import Recommender, RecommenderConfig
     from recsys.simulation import (ExperimentConfig, analyze, off_policy_vs_online, pairwise_agreement,
                                    run_experiment, run_paired)
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.seed is not None:
-            folder = Path(tmp) / f"world_seed{args.seed}"
-            subprocess.run([sys.executable, "-m", "recsys.cli", "generate", "--seed", str(args.seed), "--out",
-                            str(folder)], check=True, stdout=subprocess.DEVNULL)
-            spec, name = f"parquet:{folder}", f"seed{args.seed}"
-        else:
-            folder, spec, name = sample_data_dir(), "sample", "sample"
-        data, world = load_dataset(spec), load_world(folder)
+        data, world, name = open_world(args.seed, tmp)
         t = time.perf_counter()
         pipeline = Recommender(RecommenderConfig(seed=0)).fit(data)
         boosting = pipeline.with_ranker("boosting")

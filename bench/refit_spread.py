@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from worlds import open_world
 
 
 def main() -> None:
@@ -26,21 +26,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from recsys.atomic import atomic_write_bytes
-    from recsys.data import load_dataset
-    from recsys.data.loaders import sample_data_dir
-    from recsys.data.synthetic import load_world
     from recsys.pipeline import Recommender, RecommenderConfig
     from recsys.simulation import ExperimentConfig, paired_difference, run_paired
 
     with tempfile.TemporaryDirectory() as tmp:
-        if args.seed is not None:
-            folder = Path(tmp) / f"world_seed{args.seed}"
-            subprocess.run([sys.executable, "-m", "recsys.cli", "generate", "--seed", str(args.seed), "--out",
-                            str(folder)], check=True, stdout=subprocess.DEVNULL)
-            spec, name = f"parquet:{folder}", f"seed{args.seed}"
-        else:
-            folder, spec, name = sample_data_dir(), "sample", "sample"
-        data, world = load_dataset(spec), load_world(folder)
+        data, world, name = open_world(args.seed, tmp)
         fits = []
         for seed in range(args.fits):
             pipeline = Recommender(RecommenderConfig(seed=seed)).fit(data)

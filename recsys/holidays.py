@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["HOLIDAYS", "holiday_dates", "next_holiday"]
+__all__ = ["HOLIDAYS", "holiday_dates", "next_holiday", "days_until"]
 
 # (name, month, day). Thanksgiving moves; it is computed per year below.
 HOLIDAYS: tuple[tuple[str, int, int], ...] = (
@@ -46,3 +46,17 @@ def next_holiday(times) -> tuple[np.ndarray, np.ndarray]:
     names = cal["holiday"].to_numpy()[pos]
     delta = (cal["date"].to_numpy()[pos] - days.to_numpy()).astype("timedelta64[D]").astype(np.int64)
     return names, delta
+
+
+def days_until(holiday: str, times) -> np.ndarray:
+    """Whole days from each time's date to the next `holiday` on or after it (0 on the day)."""
+    times = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(times)))
+    if len(times) == 0:
+        return np.array([], dtype=np.int64)
+    days = times.normalize()
+    cal = holiday_dates(days.year.unique())
+    dates = cal.loc[cal["holiday"] == holiday, "date"].to_numpy()
+    if len(dates) == 0:
+        raise ValueError(f"unknown holiday {holiday!r}; known: {[name for name, _, _ in HOLIDAYS]}")
+    pos = np.searchsorted(dates, days.to_numpy(), side="left")
+    return (dates[pos] - days.to_numpy()).astype("timedelta64[D]").astype(np.int64)

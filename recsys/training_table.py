@@ -22,6 +22,7 @@ from .data.dataset import Dataset, Timestamp
 from .data.errors import DataError
 from .candidates.base import member_chunk
 from .features import Block, FeatureBuilder, FeatureTable, History
+from .features.slot import SlotFeatures
 from .features.source_scores import SourceScores
 from .labels import POSITIVE, LabelConfig, WeightConfig, downsample_negatives, duration_weights, label_events
 
@@ -79,12 +80,15 @@ def build_training_table(
     config: TrainingConfig | None = None,
     builder: FeatureBuilder | None = None,
     history: History | None = None,
+    slot_features: bool = False,
 ) -> TrainingTable:
     """Events in [start, end) of `dataset` as a ranking training table.
 
     Each row's features use only events strictly before that row's time (the builder enforces
     it), so rows late in the window see the window's earlier events, as production would.
     `builder` defaults to a `FeatureBuilder` fitted on `dataset`; `history` to its index of `dataset`.
+    `slot_features` adds each impression's slot and the plays above it (`features.slot`), from the
+    whole logged row (before negatives are downsampled).
     """
     config = config or TrainingConfig()
     window = dataset.between(start, end).events
@@ -110,6 +114,13 @@ def build_training_table(
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
     row_cols = ["user_id", "item_id", "timestamp"] + (["device"] if "device" in kept.columns else [])
     features = builder.transform(kept[row_cols], history if history is not None else builder.index(dataset))
+    if slot_features:
+        slot = SlotFeatures()
+        if "position" not in frame.columns or "session_id" not in frame.columns:
+            raise DataError("slot features need the logged rows' position and session_id", file=dataset.name,
+                            column="position")
+        block = slot.from_events(frame).take(frame.index.get_indexer(kept.index))
+        features = features.with_features(block, slot.features_)
     return TrainingTable(
         features=features,
         label=kept["label"].to_numpy(dtype=np.int8),
@@ -218,6 +229,9 @@ def with_candidate_negatives(table: TrainingTable, dataset: Dataset, blend, buil
     extra_rows = _feature_rows(picked["user_id"], picked["item_id"], pd.to_datetime(when), None,
                                "device" in rows.columns)
     extra = builder.transform(extra_rows, history)
+    if "shown_slot" in table.features.feature_set:  # candidates that were not shown: ranked as when serving
+        slot = SlotFeatures()
+        extra = extra.with_features(slot.serving(len(extra_rows)), slot.features_)
     balance = dict(table.balance, candidate_negatives=len(extra_rows))
     return TrainingTable(FeatureTable.concat([table.features, extra]),
                          np.concatenate([table.label, np.zeros(len(extra_rows), np.int8)]),

@@ -17,6 +17,7 @@ from ..data.errors import DataError
 from ..errors import NotFittedError
 from ..labels import LabelConfig
 from .context import ContextFeatures
+from .exposure import ExposureFeatures
 from .group import FeatureGroup
 from .history import History
 from .media import MediaFeatures
@@ -40,6 +41,8 @@ class FeatureBuilder:
     genre_window_days: the "user-genre interactions over the last n days" window.
     embedding_dim: synopsis embeddings are reduced to this many PCA dimensions.
     use_embeddings: compute synopsis embeddings (sentence-transformers) when synopses exist.
+    exclude: feature names to leave out (an ablation, or a configuration from before a feature existed);
+        names the data does not have are ignored.
     chunk_rows: rows of a frame computed at once (bounds memory on large tables).
     """
 
@@ -52,6 +55,7 @@ class FeatureBuilder:
         genre_window_days: int = 90,
         embedding_dim: int = 32,
         use_embeddings: bool = True,
+        exclude: tuple[str, ...] = (),
         labels: LabelConfig | None = None,
         chunk_rows: int = 200_000,
         seed: int = 0,
@@ -63,6 +67,7 @@ class FeatureBuilder:
         self.genre_window_days = genre_window_days
         self.embedding_dim = embedding_dim
         self.use_embeddings = use_embeddings
+        self.exclude = tuple(exclude)
         self.labels = labels
         self.chunk_rows = chunk_rows
         self.seed = seed
@@ -90,11 +95,13 @@ class FeatureBuilder:
             ContextFeatures().fit(dataset, self.titles_),
             MediaFeatures(tuple(self.popularity_days)).fit(dataset, self.titles_),
             UserMediaFeatures(self.history_length, self.genre_window_days).fit(dataset, self.titles_),
+            ExposureFeatures().fit(dataset, self.titles_),
             SparseFeatures(self.sparse_history_length, self.search_history_length).fit(dataset, self.titles_),
         )
         self.has_device_ = dataset.has("events", "device")
         self.search_vocab_ = self.groups_[-1].search_vocab_
-        self.feature_set_ = FeatureSet(tuple(f for g in self.groups_ for f in g.features_))
+        self.feature_set_ = FeatureSet(tuple(f for g in self.groups_ for f in g.features_
+                                             if f.name not in self.exclude))
         return self
 
     def _reduce(self, emb: np.ndarray, n: int) -> np.ndarray:
@@ -153,7 +160,10 @@ class FeatureBuilder:
             if sorted(names) != sorted(group.names):
                 raise RuntimeError(f"feature group {group.name!r} computed {sorted(set(names) ^ set(group.names))} "
                                    "other than it declares")
-            blocks += made
+            if self.exclude:
+                made = [Block(b.name, b.index, {k: v for k, v in b.columns.items() if k not in self.exclude}, b.size)
+                        for b in made]
+            blocks += [b for b in made if b.columns]
         keys = [Block("member_keys", rows.query, {"user_id": rows.q_user_ids}, rows.n_queries),
                 Block("row_keys", None, {"item_id": rows.item_ids, "timestamp": rows.times,
                                          **({"device": rows.device} if rows.device is not None else {})}, len(rows))]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..holidays import HOLIDAYS
+from ..holidays import HOLIDAYS, days_until
 from .group import FeatureGroup
 from .history import DAY_SECONDS, History
 from .rows import Rows
@@ -15,6 +15,9 @@ from .table import Block
 from .titles import TitleTables, slug
 
 __all__ = ["MediaFeatures"]
+
+#: A holiday title's season: the six weeks up to its holiday (Christmas films in December, not in January).
+HOLIDAY_SEASON_DAYS = 42
 
 _ATTRIBUTES = (
     ("duration_min", "dense", "Running time in minutes."),
@@ -68,10 +71,21 @@ class MediaFeatures(FeatureGroup):
             top = items["distributor"].value_counts().index[:10]
             add("distributor_top10", items["distributor"].isin(top).astype(float), "dense",
                 "1 when the distributor is among the ten with most titles (dense form of a sparse feature).")
+        self.holiday_ = None
         if dataset.has("items", "tags"):
             holidays = {name for name, _, _ in HOLIDAYS} | {"christmas", "halloween"}
             add("is_holiday_title", items["tags"].map(lambda t: any(x in holidays for x in t)).astype(float), "dense",
                 "1 when the title is tagged with a holiday (dense form of the tags).")
+            known = [name for name, _, _ in HOLIDAYS]
+            tag = items["tags"].map(lambda t: next((x for x in t if x in known), None)).to_numpy(dtype=object)
+            if any(t is not None for t in tag):
+                self.holiday_ = np.append(tag, None)
+                feats.append(Feature("days_to_title_holiday", "media", "dense",
+                                     "Days until the title's own holiday (its tag: Christmas, Halloween, ...); "
+                                     "missing for other titles."))
+                feats.append(Feature("title_holiday_season", "media", "dense",
+                                     f"1 in the {HOLIDAY_SEASON_DAYS} days up to the title's own holiday, 0 "
+                                     "otherwise (also for untagged titles)."))
         self.static_ = cols
         self.release_ = _release_dates(items)
         if self.release_ is not None:
@@ -99,6 +113,14 @@ class MediaFeatures(FeatureGroup):
         for d in self.popularity_days:
             lo, hi = history.item_window(item, sec, d * DAY_SECONDS)
             cols[f"item_plays_{d}d"] = (hi - lo).astype(float)
+        if self.holiday_ is not None:
+            days = np.full(len(item), np.nan)
+            tags = self.holiday_[item]
+            for name in {t for t in tags if t is not None}:
+                at = np.flatnonzero(tags == name)
+                days[at] = days_until(name, times[at])
+            cols["days_to_title_holiday"] = days
+            cols["title_holiday_season"] = (days <= HOLIDAY_SEASON_DAYS).astype(float)  # NaN compares False
         lo, hi = history.item_window(item, sec, 30 * DAY_SECONDS)
         with np.errstate(invalid="ignore", divide="ignore"):
             cols["item_positive_rate_30d"] = np.where(

@@ -11,7 +11,7 @@ __all__ = ["Feature", "FeatureSet", "GROUPS", "KINDS"]
 
 Group = Literal["user", "context", "media", "user_x_media", "sparse", "source_scores"]
 Kind = Literal["dense", "categorical", "sparse_list"]
-GROUPS: tuple[str, ...] = ("user", "context", "media", "user_x_media", "sparse", "source_scores")
+GROUPS: tuple[str, ...] = ("user", "context", "media", "user_x_media", "exposure", "slot", "sparse", "source_scores")
 KINDS: tuple[str, ...] = ("dense", "categorical", "sparse_list")
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 from recsys.data import DataError
 from recsys.ui import load_cached_dataset
 from recsys.ui.models import model_with_progress
+from recsys.ui.oracle import beside_the_oracle
 from recsys.ui.sources import describe_error, spec_label
 from recsys.ui.charts import contributions, member_genre_histogram, watch_timeline
 
@@ -74,6 +75,19 @@ if len(result.changes):
     with st.expander(f"What the re-rank changed ({len(result.changes)})"):
         st.dataframe(result.changes[["title", "action", "from_rank", "to_rank", "reason"]], hide_index=True,
                      width="stretch")
+
+beside = beside_the_oracle(spec, model, user, now, device) if model.ranker_ is not None else None
+if beside is not None:
+    table, totals = beside
+    with st.expander("Beside the oracle (the simulated world's true P(watch))"):
+        share = totals["ours"] / totals["oracle"] if totals["oracle"] > 0 else float("nan")
+        st.caption(f"The oracle ranks every title by the world's true chance that this member plays and finishes "
+                   f"it now. Expected finished titles in this row, each slot weighed by how often members look "
+                   f"at it: ours {totals['ours']:.2f}, the oracle's {totals['oracle']:.2f} ({share:.0%}). "
+                   "docs/online-quality.md says where the difference comes from.")
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            c: st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")
+            for c in ("ours: true P(watch)", "oracle: true P(watch)")})
 
 with st.expander("Ranked candidates (every candidate with its p(watch))"):
     st.dataframe(result.ranked[["rank", "title", "score", "source", "sources", "candidate_rank"]].rename(

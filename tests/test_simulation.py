@@ -324,3 +324,60 @@ def test_the_logging_arm_draws_like_the_logs(world_data):
     rows = data.events[data.events["source"] == "row"]
     logged = rows.groupby("session_id")["watch_fraction"].max().gt(0).mean()
     assert abs(online - logged) < 0.1, (online, logged)
+
+
+# ------------------------------------------------- where the online value is lost (recsys.simulation.gap)
+@pytest.mark.slow
+def test_the_gap_table_orders_lists_the_way_the_truth_must(small_model, world_data):
+    from recsys.simulation.gap import GapConfig, online_gap
+
+    world, data = world_data
+    report = online_gap(small_model, data, world, GapConfig(members=60, k=10))
+    value = report.stages.set_index("list")["value"]
+    # the oracle's top k maximises sum_k w_k * truth_k (weights fall with the slot): nothing beats it
+    assert value.max() == pytest.approx(value["oracle"]) and report.stages["share_of_oracle"].iloc[0] == 1.0
+    # the same candidates in the oracle's order beat our ranker's order of them
+    assert value["oracle order of our candidates"] >= value["our ranker, before the re-rank"]
+    assert value["oracle order of our candidates"] >= value["oracle order of our candidates, re-ranked"]
+    recall = report.recall.set_index("source")["recall"]
+    assert set(recall.index) == {"blend", "popularity", "ease"} and recall.between(0, 1).all()
+    # the calibration table covers every scored candidate once per grouping
+    rows = report.calibration.groupby("by")["rows"].sum()
+    assert rows.nunique() == 1 and rows.iloc[0] > 0
+
+
+@pytest.mark.slow
+def test_the_recall_of_the_oracles_top_k_counts_hits_by_hand(small_model, world_data):
+    from recsys.simulation import OraclePolicy
+    from recsys.simulation.gap import GapConfig, online_gap
+
+    world, data = world_data
+    config = GapConfig(members=20, k=5)
+    report = online_gap(small_model, data, world, config)
+    oracle = OraclePolicy(world).start(data, world)
+    rng = np.random.default_rng(np.random.SeedSequence([0, 61]))
+    members = np.sort(rng.choice(data.users["user_id"].astype(str).to_numpy(dtype=object), 20, replace=False))
+    best = oracle.recommend(pd.DataFrame({"user_id": members, "device": "tv"}), 5, report.when)
+    cands = small_model.generators_.recommend(list(members), n=small_model.config.n_candidates, now=report.when,
+                                              users=data.users)
+    got = cands.groupby("user_id")["item_id"].apply(set)
+    hits = [len(set(best[m]) & got.get(m, set())) / len(best[m]) for m in members if best[m]]
+    assert report.recall.set_index("source").loc["blend", "recall"] == pytest.approx(np.mean(hits), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_inspector_sets_the_oracles_list_beside_ours(small_model, world_data):
+    from recsys.simulation import OraclePolicy
+    from recsys.simulation.gap import oracle_beside
+
+    world, data = world_data
+    user, now = str(data.users["user_id"].iloc[3]), data.end + pd.Timedelta(hours=5)
+    table = oracle_beside(small_model, data, world, user, now, "tv", k=10)
+    oracle = OraclePolicy(world).start(data, world)
+    best = oracle.recommend(pd.DataFrame({"user_id": [user], "device": ["tv"]}), 10, now)[user]
+    titles = data.items.set_index("item_id")["title"]
+    assert table["oracle"].dropna().tolist() == [titles[i] for i in best]
+    truth = table["oracle: true P(watch)"].dropna().to_numpy()
+    assert (np.diff(truth) <= 1e-12).all()  # the oracle's list is in the truth's order
+    served = small_model.recommend([user], k=10, context={"now": now, "device": "tv"})
+    assert table["ours"].dropna().tolist() == [titles[i] for i in served.sort_values("rank")["item_id"]]

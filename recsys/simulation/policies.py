@@ -182,16 +182,22 @@ class OraclePolicy:
         self.columns_ = self.seen_.items.get_indexer(pd.Index(self.world_.items["item_id"].astype(str)))
         return self
 
+    def scores(self, users: np.ndarray, now, device: str) -> np.ndarray:
+        """members x the dataset's titles (`seen_.items` order): the true P(watch) on `device` at `now`,
+        -inf where the member may not or need not see the title (unavailable, too mature, finished)."""
+        users = np.asarray(users, dtype=object)
+        truth = self.world_.true_watch_matrix(users, now, str(device))
+        scores = np.full((len(users), len(self.seen_.items)), -np.inf)
+        has = self.columns_ >= 0
+        scores[:, self.columns_[has]] = truth[:, has]
+        scores[~_eligible(self.dataset_, self.seen_, users, now) | (scores <= 0)] = -np.inf
+        return scores
+
     def recommend(self, requests: pd.DataFrame, k: int, now) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for device, part in requests.groupby("device", sort=True):
             users = part["user_id"].to_numpy(dtype=object)
-            truth = self.world_.true_watch_matrix(users, now, str(device))
-            scores = np.full((len(users), len(self.seen_.items)), -np.inf)
-            has = self.columns_ >= 0
-            scores[:, self.columns_[has]] = truth[:, has]
-            scores[~_eligible(self.dataset_, self.seen_, users, now) | (scores <= 0)] = -np.inf
-            out.update(_top_k(scores, users, self.seen_.items, k))
+            out.update(_top_k(self.scores(users, now, str(device)), users, self.seen_.items, k))
         return out
 
     def observe(self, events: pd.DataFrame) -> None:

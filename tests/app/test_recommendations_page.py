@@ -20,6 +20,12 @@ def test_inspector_shows_a_top_10_and_reacts_to_context_and_members():
     assert len(at.dataframe[0].value) == 10
     at.selectbox(key="explain_title").set_value(at.dataframe[0].value["title"].iat[0]).run()
     assert not at.exception
+    # the sample has a world: the oracle's list is set beside ours, best true P(watch) first
+    beside = next(d.value for d in at.dataframe if "oracle: true P(watch)" in d.value.columns)
+    assert beside["ours"].tolist() == at.dataframe[0].value["title"].tolist()
+    truth = beside["oracle: true P(watch)"].to_numpy()
+    assert len(beside) == 10 and (truth[:-1] >= truth[1:]).all()
+    assert any("the oracle's" in c.value for c in at.caption)
     # a member who signs up late in the log has no history at the start of it
     import pandas as pd
 

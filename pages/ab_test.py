@@ -5,15 +5,18 @@ import streamlit as st
 from recsys.data import DataError
 from recsys.simulation import METRICS, POLICY_NAMES
 from recsys.ui.cache import load_cached_dataset, simulated_world
-from recsys.ui.experiments import PIPELINE, run_ab_test
+from recsys.ui.experiments import PIPELINE, PREVIOUS, run_ab_test
 from recsys.ui.charts import (AB_METRIC_LABELS, ab_arm_metric, ab_daily, ab_lifts, estimate_vs_simulated_chart,
                               offline_vs_online_chart)
 
 st.title("A/B test (simulated)")
 spec = st.session_state.get("data_spec", "sample")
-POLICIES = ["popularity", PIPELINE] + [p for p in POLICY_NAMES if p != "popularity"]  # the usual control first
+POLICIES = ["popularity", PIPELINE, PREVIOUS] + [p for p in POLICY_NAMES if p != "popularity"]  # the usual control first
 DESCRIPTIONS = {"popularity": "the most-watched titles of recent weeks (the usual control)",
                 PIPELINE: "the app's two-stage recommender (candidates, ranker, re-rank), trained once per server",
+                PREVIOUS: "the same pipeline with its previous default configuration: the ranker trained on candidate "
+                          "rows, lists ordered by P(watch), no exposure features (docs/online-quality.md); "
+                          "run it as the control to see what the new default gains",
                 "oracle": "the world's true best titles for the member now: the ceiling",
                 "random": "random titles: the floor",
                 "logging": "the rows the logs were made with (the world's Plackett-Luce logging policy)"}

@@ -134,15 +134,23 @@ def train(
     sources: str = typer.Option("", help="Comma-separated candidate sources (recsys.candidates.SOURCES; default: "
                                          "the tuned set)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
+    preset: str = typer.Option("default", help="default, or previous: the default before docs/online-quality.md "
+                                               "(ranker on candidate rows, lists by P(watch), without the "
+                                               "features added since), to A/B test old against new with `recsys simulate`."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Fit the whole pipeline (candidates, ranker, re-rank) and save it as plain files."""
     from .data.loaders import load_dataset
-    from .pipeline import Recommender, RecommenderConfig
+    from .pipeline import PREVIOUS_DEFAULT, Recommender, RecommenderConfig
 
     try:
+        if preset not in ("default", "previous"):
+            raise ValueError(f"unknown preset {preset!r}: use default or previous")
         dataset = load_dataset(data)
         kwargs: dict[str, Any] = {"ranker": None if ranker == "none" else ranker, "seed": seed}
+        if preset == "previous":
+            kwargs.update(training_rows=PREVIOUS_DEFAULT.training_rows, objective=PREVIOUS_DEFAULT.objective,
+                          exclude_features=PREVIOUS_DEFAULT.exclude_features)
         if sources.strip():
             kwargs["sources"] = tuple(s.strip() for s in sources.split(",") if s.strip())
         config = RecommenderConfig(**kwargs)

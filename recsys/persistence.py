@@ -95,7 +95,7 @@ def load_recommender(cls, path: str | os.PathLike):
     if config.ranker is not None:
         component.sub(RANKER, RANKER_FORMAT, RANKER_VERSION)
         model.ranker_ = load_ranker(component.folder / RANKER)
-    model.builder_ = FeatureBuilder(seed=config.seed).fit(history)
+    model.builder_ = FeatureBuilder(seed=config.seed, exclude=config.exclude_features).fit(history)
     model.fingerprint_ = data_info.get("trained_on", data_info["fingerprint"])
     model.training_summary_ = component.get("training") or {}
     try:

@@ -30,6 +30,7 @@ from .data.dataset import Dataset
 from .data.errors import DataError
 from .errors import ArtifactError, NotFittedError
 from .features import FeatureBuilder, FeatureTable, Rows
+from .features.slot import SlotFeatures
 from .features.source_scores import SourceScores
 from .ids import IdIndex
 from .labels import correct_probability
@@ -41,10 +42,16 @@ from .training_table import (
     with_candidate_negatives, with_source_scores,
 )
 
-__all__ = ["Recommender", "RecommenderConfig", "ArtifactError", "Inspection", "Prepared", "make_generator",
+__all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "ArtifactError", "Inspection", "Prepared", "make_generator",
            "make_ranker", "tuned_source_params", "TRAINING_ROWS", "SMALL_CALL"]
 
-TRAINING_ROWS = ("candidates", "holdout", "impressions")
+TRAINING_ROWS = ("auto", "candidates", "holdout", "impressions")
+#: Features added with the online-quality work (exposure per genre, a holiday title's own season); the
+#: previous default and models saved before them go without.
+FEATURES_SINCE_PREVIOUS = ("user_genre_exposure", "user_genre_finish_rate", "days_to_title_holiday",
+                           "title_holiday_season")
+#: What a member's list is ordered by: the ranker's P(watch), or the minutes a watch of the title gives.
+OBJECTIVES = ("watch", "minutes")
 #: Below this many members a call is "small": it runs with every thread pool limited to one thread.
 SMALL_CALL = 100
 Progress = Callable[[str, float], None]
@@ -65,16 +72,25 @@ class RecommenderConfig:
     ranker: a name in `recsys.ranking.RANKERS`, or None to serve the blend's order. Logistic
         regression is the default by measurement: on the sample (3 temporal folds) it ties
         LightGBM and on MovieLens-layout explicit data LightGBM overfits.
-    training_rows: "candidates" (default) trains the ranker on what it will rank: at the start of
-        each of the last `ranker_windows` windows of `ranker_window_days`, the blend's candidates
-        for every member active in the window, labeled by what the member then did (finished
-        > 80% positive; shown and ignored, abandoned or never played negative; the middle band
-        ignored), negatives downsampled, positives weighted by minutes watched. "impressions"
-        trains on the logged impressions and plays of those windows instead (P(watch | shown)).
-        Either way the generators that make the ranker's features see only data before the window.
+    training_rows: "auto" (default) is "impressions" when the data logs impressions (rows shown and not
+        played, with their slot), else "candidates". "impressions" trains on the logged impressions
+        and plays of the last `ranker_windows` windows of `ranker_window_days` (P(watch | shown)), each
+        row with its slot and the plays above it (`features.slot`; serving ranks as if in the top slot),
+        so the ranker learns a title's appeal apart from where the logging policy put it. On the sample
+        and a world of another seed it beats "candidates" online by 10+ minutes per session
+        (docs/online-quality.md). "candidates" trains on what the ranker will rank: at the start of
+        each window, the blend's candidates for every member active in it, labeled by what the member
+        then did (finished > 80% positive; shown and ignored, abandoned or never played negative; the
+        middle band ignored), which mixes what members like with what the logging policy showed them.
+        Either way negatives are downsampled, positives weighted by minutes watched, and the
+        generators that make the ranker's features see only data before the window.
         "holdout" mirrors the per-user random protocol of public benchmark tables instead: a random
         `holdout_ratio` of each member's interactions is hidden, generators and features see the
         rest, and candidates are labeled by whether they are among the hidden ones.
+    objective: "minutes" (default) orders each list by expected minutes, P(watch) x the title's
+        duration (what a finished watch gives; P(watch) alone where durations are unknown), the
+        measure members' sessions are judged by; "watch" by P(watch). `score` is P(watch) either way.
+    exclude_features: feature names the ranker does without (`FeatureBuilder.exclude`).
     candidate_negatives: ("impressions" only) unplayed blend candidates added per member as negatives.
     source_params: per source, parameters that replace its defaults (e.g. {"ease": {"l2": 200}}).
     tune: "auto" (default) tunes EASE and ALS on a validation split of the training data when the
@@ -89,7 +105,9 @@ class RecommenderConfig:
     ranker_params: dict[str, Any] = field(default_factory=dict)
     ranker_window_days: float = 14.0
     ranker_windows: int = 3
-    training_rows: str = "candidates"
+    training_rows: str = "auto"
+    objective: str = "minutes"
+    exclude_features: tuple[str, ...] = ()
     holdout_ratio: float = 0.2
     candidate_negatives: int = 0
     source_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -113,10 +131,19 @@ class RecommenderConfig:
         SOURCES.check(list(self.source_params), "source with source_params")
         if self.training_rows not in TRAINING_ROWS:
             raise ValueError(f"training_rows must be one of {TRAINING_ROWS}, got {self.training_rows!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+    def rows_for(self, dataset: Dataset) -> str:
+        """The training rows this configuration uses on `dataset` (resolves "auto")."""
+        if self.training_rows != "auto":
+            return self.training_rows
+        return "impressions" if logs_impressions(dataset) else "candidates"
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["sources"] = list(self.sources)
+        out["exclude_features"] = list(self.exclude_features)
         out["rerank"]["steps"] = list(self.rerank.steps)
         return out
 
@@ -125,6 +152,9 @@ class RecommenderConfig:
         from .labels import LabelConfig, WeightConfig
 
         data = dict(data)
+        # saved before these options existed: keep serving the way the model was trained to
+        data.setdefault("objective", "watch")
+        data["exclude_features"] = tuple(data.get("exclude_features", FEATURES_SINCE_PREVIOUS))
         training = dict(data.pop("training", {}) or {})
         training["labels"] = LabelConfig(**training.get("labels", {}))
         training["weights"] = WeightConfig(**training.get("weights", {}))
@@ -133,6 +163,20 @@ class RecommenderConfig:
             rerank["steps"] = tuple(rerank["steps"])
         return cls(sources=tuple(data.pop("sources")), training=TrainingConfig(**training),
                    rerank=RerankConfig(**rerank), **data)
+
+
+#: The default before the online-quality work (docs/online-quality.md): the ranker trained on candidate rows,
+#: lists ordered by P(watch), without the features added since. The A/B page can still run it against today's.
+PREVIOUS_DEFAULT = RecommenderConfig(training_rows="candidates", objective="watch",
+                                     exclude_features=FEATURES_SINCE_PREVIOUS)
+
+
+def logs_impressions(dataset: Dataset) -> bool:
+    """True when the events log what was shown and not played, with its slot in the row (the sample's
+    logging policy does; MovieLens ratings do not)."""
+    if dataset.feedback != "implicit" or not dataset.has("events", "position"):
+        return False
+    return bool((dataset.events["watch_fraction"] == 0).any())
 
 
 def make_generator(name: str, seed: int = 0, params: dict[str, Any] | None = None):
@@ -214,7 +258,8 @@ class Recommender:
         end = dataset.end + pd.Timedelta(seconds=1)
         span = pd.Timedelta(days=cfg.ranker_window_days)
         first_cut = end - span * cfg.ranker_windows
-        if cfg.ranker is not None and cfg.training_rows != "holdout" and (
+        rows_from = cfg.rows_for(dataset)
+        if cfg.ranker is not None and rows_from != "holdout" and (
                 dataset.start is None or first_cut <= dataset.start + span):
             raise DataError(f"the data spans {(end - dataset.start).days} days; the ranker's {cfg.ranker_windows} "
                             f"window(s) of {cfg.ranker_window_days:g} days need more history before them",
@@ -226,18 +271,18 @@ class Recommender:
         timings["tuning"] = time.perf_counter() - t
         t = time.perf_counter()
         say("features: title attributes and synopsis embeddings", 0.02)
-        self.builder_ = FeatureBuilder(seed=cfg.seed).fit(dataset)
+        self.builder_ = FeatureBuilder(seed=cfg.seed, exclude=cfg.exclude_features).fit(dataset)
         history = self.builder_.index(dataset)
         timings["features"] = time.perf_counter() - t
 
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            table = self._training_rows(dataset, history, first_cut, span, say, timings)
+            table = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from)
             self.training_table_ = table
             self._fit_ranker(table, say, timings)
             self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
-                                           "rows_from": cfg.training_rows})
+                                           "rows_from": rows_from})
         t = time.perf_counter()
         say("candidates (all data, for serving)", 0.7)
         self.generators_ = self._generators(dataset, say, 0.7, 0.97)
@@ -249,7 +294,7 @@ class Recommender:
         return self
 
     def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
-                       timings: dict[str, float]) -> TrainingTable:
+                       timings: dict[str, float], rows_from: str) -> TrainingTable:
         """The ranker's training table (see `training_rows`), from generators fitted before each window."""
         from .splits import stratified_split
 
@@ -257,7 +302,7 @@ class Recommender:
         tables: list[TrainingTable] = []
         timings["candidates_before_windows"] = 0.0
         timings["training_table"] = 0.0
-        if cfg.training_rows == "holdout":
+        if rows_from == "holdout":
             t = time.perf_counter()
             visible, hidden = stratified_split(dataset, test_ratio=cfg.holdout_ratio, seed=cfg.seed)
             say("candidates without the hidden interactions", 0.1)
@@ -267,7 +312,7 @@ class Recommender:
             tables.append(holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates,
                                         cfg.training, cfg.seed))
             timings["training_table"] += time.perf_counter() - t
-        for w in range(cfg.ranker_windows if cfg.training_rows != "holdout" else 0):
+        for w in range(cfg.ranker_windows if rows_from != "holdout" else 0):
             cut = first_cut + span * w
             lo = 0.05 + 0.5 * w / cfg.ranker_windows
             t = time.perf_counter()
@@ -276,11 +321,12 @@ class Recommender:
             timings["candidates_before_windows"] += time.perf_counter() - t
             t = time.perf_counter()
             say(f"window {w + 1}/{cfg.ranker_windows}: training rows", lo + 0.4 / cfg.ranker_windows)
-            if cfg.training_rows == "candidates":
+            if rows_from == "candidates":
                 table = candidate_table(dataset, early, self.builder_, history, cut, cut + span, cfg.n_candidates,
                                         cfg.training, seed=cfg.seed + w)
             else:
-                table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history)
+                table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history,
+                                             slot_features=dataset.has("events", "position"))
                 table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut, cut + span,
                                                  cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
                 table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,
@@ -343,6 +389,7 @@ class Recommender:
         self._data = dataset
         self._observed: list[pd.DataFrame] = []
         self.end_ = dataset.end
+        self.watch_minutes_ = _watch_minutes(dataset.items, self.generators_.item_ids_)
         self.devices_ = (frozenset(dataset.events["device"].dropna().unique())
                          if "device" in dataset.events.columns else frozenset())
         items = dataset.items
@@ -416,12 +463,28 @@ class Recommender:
             group = SourceScores(self.generators_.source_names)
             block = group.compute(cands.member, cands.item, cands.raw,
                                   [g.personal for g in self.generators_.generators])
-            features = features.with_features(block, group.features_)
+            features = self._at_top_slot(features.with_features(block, group.features_))
         return Prepared(member_ids, cands, features, now, self.generators_)
+
+    def _at_top_slot(self, features: FeatureTable) -> FeatureTable:
+        """Rows to rank as if shown first in the row with nothing played above, for a ranker that learned
+        slot effects from impressions (`recsys.features.slot`); others are unchanged."""
+        if self.ranker_ is None or "shown_slot" not in self.ranker_.features_.get("dense", ()):
+            return features
+        slot = SlotFeatures()
+        return features.with_features(slot.serving(len(features)), slot.features_)
 
     def _threads(self, n_members: int):
         """A few members' work is too small to share between threads (see `recsys.threads`)."""
         return single_threaded() if n_members < SMALL_CALL else nullcontext()
+
+    def _order_key(self, p: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """What lists are ordered by (and the re-rank weighs): P(watch), or with the "minutes" objective
+        P(watch) x the minutes a watch of the title gives (titles of unknown length: the median length)."""
+        minutes = getattr(self, "watch_minutes_", None)
+        if self.config.objective != "minutes" or minutes is None:
+            return p
+        return p * minutes[item]
 
     def _rank(self, part: Prepared, k: int, ages: dict | None, changes: bool):
         """Score and re-rank one prepared chunk: (picked candidate rows, ranks before the re-rank,
@@ -431,11 +494,12 @@ class Recommender:
             p = correct_probability(self.ranker_.predict_proba(features), self.negative_keep_rate_)
         else:
             p = np.asarray(cands.score, dtype=float)
-        order = _order_within(cands.member, p)
+        key = self._order_key(p, cands.item)
+        order = _order_within(cands.member, key)
         history = self.history_index_
         ignored = self.reranker_.ignored(history, history.user_positions(part.member_ids), cands.member[order],
                                          cands.item[order], part.now)
-        lists = RankedLists(part.member_ids, cands.member[order], cands.item[order], p[order],
+        lists = RankedLists(part.member_ids, cands.member[order], cands.item[order], key[order],
                             self.reranker_.ages(part.member_ids, ages), ignored)
         rows, before, change_list = self.reranker_.rerank_lists(lists, k, changes=changes)
         return order[rows], before, change_list, p, order
@@ -492,7 +556,8 @@ class Recommender:
         with single_threaded(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recsys-batch") as pool:
             return list(pool.map(run, chunks))
 
-    _COLUMNS = ["user_id", "rank", "item_id", "title", "score", "source", "reason", "sources", "rank_before_rerank"]
+    _COLUMNS = ["user_id", "rank", "item_id", "title", "score", "source", "reason", "sources", "rank_before_rerank",
+                "expected_minutes"]
 
     def _present(self, part: Prepared, rows: np.ndarray, before: np.ndarray, p: np.ndarray) -> pd.DataFrame:
         if len(rows) == 0:
@@ -513,7 +578,13 @@ class Recommender:
             "reason": self.reasons_.explain(part.features, rows, item, source),
             "sources": picked.source_labels(),
             "rank_before_rerank": before.astype(np.int64),
+            "expected_minutes": p[rows] * self._length(item),
         })
+
+    def _length(self, item: np.ndarray) -> np.ndarray:
+        """Minutes a finished watch of each title gives (NaN where the data has no durations)."""
+        minutes = getattr(self, "watch_minutes_", None)
+        return np.full(len(item), np.nan) if minutes is None else minutes[item]
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:
@@ -545,8 +616,8 @@ class Recommender:
         rows = rows.reset_index(drop=True)
         if self.builder_.has_device_ and "device" not in rows.columns:
             rows = rows.assign(device=None)
-        return with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
-                                  users=self._data.users)
+        return self._at_top_slot(with_source_scores(self.builder_.transform(rows, self.history_index_),
+                                                    self.generators_, users=self._data.users))
 
     def predict_rows(self, rows: pd.DataFrame) -> np.ndarray:
         """P(watch) for arbitrary (user_id, item_id, timestamp[, device]) rows, features point in time."""
@@ -565,9 +636,7 @@ class Recommender:
         if self.builder_.has_device_:
             rows["device"] = device
         with single_threaded():
-            features = with_source_scores(self.builder_.transform(rows, self.history_index_), self.generators_,
-                                          users=self._data.users)
-            return self.ranker_.explain(features, 0, top=top)
+            return self.ranker_.explain(self.features_for(rows), 0, top=top)
 
     # ------------------------------------------------------ online feedback
     def fork(self) -> "Recommender":
@@ -630,6 +699,20 @@ class Recommender:
         from .persistence import load_recommender
 
         return load_recommender(cls, path)
+
+
+def _watch_minutes(items: pd.DataFrame, item_ids: pd.Index) -> np.ndarray | None:
+    """Per title of `item_ids` (and a padding entry), the minutes a finished watch gives: its duration, the
+    median duration where it is missing; None when the data has no durations (lists keep P(watch) order)."""
+    if "duration_min" not in items.columns:
+        return None
+    length = pd.to_numeric(items["duration_min"], errors="coerce")
+    length = length.set_axis(items["item_id"].astype(str).to_numpy()).reindex(pd.Index(item_ids).astype(str))
+    valid = length[(length > 0) & np.isfinite(length)]
+    if valid.empty:
+        return None
+    filled = length.where((length > 0) & np.isfinite(length), float(valid.median())).to_numpy(dtype=float)
+    return np.append(filled, float(valid.median()))
 
 
 def _order_within(member: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -49,3 +49,25 @@ def test_generate_writes_a_loadable_world(tmp_path):
     data = load_dataset(f"parquet:{out}")
     assert len(data.users) == 40 and len(data.events) == summary["events"] > 0
     assert runner.invoke(app, ["generate", "--scale", "0"]).exit_code == 2
+
+
+def test_train_saves_the_previous_default_when_asked(tmp_path):
+    import pytest
+
+    from recsys.pipeline import PREVIOUS_DEFAULT, Recommender
+
+    world = tmp_path / "world"
+    assert runner.invoke(app, ["generate", "--out", str(world), "--scale", "0.05", "--seed", "3"]).exit_code == 0
+    bad = runner.invoke(app, ["train", "--data", f"parquet:{world}", "--preset", "newest"])
+    assert bad.exit_code == 2 and "unknown preset 'newest'" in bad.output
+    out = tmp_path / "old"
+    done = runner.invoke(app, ["train", "--data", f"parquet:{world}", "--preset", "previous", "--sources",
+                               "popularity,ease", "--out", str(out), "--json"])
+    assert done.exit_code == 0, done.output
+    model = Recommender.load(out)
+    assert (model.config.training_rows, model.config.objective, model.config.exclude_features) == (
+        PREVIOUS_DEFAULT.training_rows, PREVIOUS_DEFAULT.objective, PREVIOUS_DEFAULT.exclude_features)
+    assert model.training_summary_["rows_from"] == "candidates"
+    assert "user_genre_exposure" not in model.builder_.feature_set.names()
+    with pytest.raises(ValueError, match="objective must be one of"):
+        type(model.config)(objective="clicks")

@@ -1,6 +1,7 @@
 """Results do not drift: a pipeline trained on the sample gives the top-10 lists pinned in
 tests/golden/top10_sample.csv (written by tests/golden/make_top10.py; its docstring says why the
-pinned pipeline leaves out the two-tower network), and one member alone gets the list they get in
+pinned pipeline leaves out the two-tower network), the previous default gives the lists it gave
+(top10_previous_default.csv, the A/B page's old arm), and one member alone gets the list they get in
 a batch."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from recsys.pipeline import Recommender, RecommenderConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from make_top10 import SOURCES, golden_lists, members  # noqa: E402
+from make_top10 import SOURCES, golden_lists, members, previous_default  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +35,8 @@ def pinned_lists():
     return data, golden_lists(data, Recommender, RecommenderConfig)
 
 
-def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned_lists):
-    data, lists = pinned_lists
-    golden = pd.read_csv(GOLDEN / "top10_sample.csv", dtype={"user_id": str, "item_id": str})
+def _same_as_pinned(data, lists, file: str) -> None:
+    golden = pd.read_csv(GOLDEN / file, dtype={"user_id": str, "item_id": str})
     wanted = members(data)
     assert sorted(golden["user_id"].unique()) == wanted
     got = lists.groupby("user_id", sort=False)["item_id"].apply(list)
@@ -47,6 +47,15 @@ def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned_lists):
     joined = golden.merge(lists, on=["user_id", "item_id", "rank"], suffixes=("_before", "_now"))
     assert len(joined) == len(golden)
     np.testing.assert_allclose(joined["score_now"], joined["score_before"], rtol=1e-4, atol=1e-9)
+
+
+def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned_lists):
+    _same_as_pinned(*pinned_lists, "top10_sample.csv")
+
+
+def test_the_previous_default_still_gives_the_lists_it_gave(pinned_lists):
+    data = pinned_lists[0]
+    _same_as_pinned(data, golden_lists(data, Recommender, previous_default), "top10_previous_default.csv")
 
 
 def test_a_member_alone_gets_the_list_they_get_in_a_batch(sample_model):

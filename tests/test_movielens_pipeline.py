@@ -67,3 +67,23 @@ def test_stratified_protocol_runs_every_kind_of_model(ml):
                                training_rows="holdout"))}, folds, k=10, max_k=10, n_boot=100)
     for name in ("ease", "pipeline"):
         assert 0 < report["models"][name]["metrics"]["ndcg"]["estimate"] < 1
+
+
+def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(ml):
+    """No impressions, no durations, no exposure to learn from: "auto" rows are candidate rows, lists stay in
+    P(watch) order, and the lists are the previous default's, bit for bit (MovieLens loses nothing)."""
+    from dataclasses import replace
+
+    from recsys.pipeline import PREVIOUS_DEFAULT
+
+    small = {"sources": ("popularity", "ease", "als"), "n_candidates": 80, "ranker_window_days": 14,
+             "ranker_windows": 2}
+    new = Recommender(RecommenderConfig(**small)).fit(ml)
+    old = Recommender(replace(PREVIOUS_DEFAULT, **small)).fit(ml)
+    assert new.training_summary_["rows_from"] == "candidates"
+    assert new.builder_.feature_set.names() == old.builder_.feature_set.names()
+    users = list(ml.users["user_id"].iloc[:40])
+    a, b = new.recommend(users, k=10), old.recommend(users, k=10)
+    assert a["item_id"].tolist() == b["item_id"].tolist()
+    np.testing.assert_array_equal(a["score"].to_numpy(), b["score"].to_numpy())
+    assert a["expected_minutes"].isna().all()  # no durations in MovieLens

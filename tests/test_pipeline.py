@@ -160,3 +160,31 @@ def test_rows_with_nan_scores_sort_last_within_their_member():
     score = np.array([0.2, np.nan, 0.9, np.nan, 0.1, 0.5])
     assert _order_within(member, score).tolist() == [2, 0, 1, 4, 3, 5]
     assert _order_within(np.zeros(0, dtype=np.int64), np.zeros(0)).tolist() == []
+
+
+def test_on_logged_impressions_the_ranker_learns_slots_and_lists_follow_expected_minutes(model, data):
+    import copy
+    from dataclasses import replace
+
+    assert model.training_summary_["rows_from"] == "impressions"  # "auto": the world logs its impressions
+    assert {"shown_slot", "plays_above"} <= set(model.ranker_.features_["dense"])
+    user = str(data.users["user_id"].iloc[5])
+    length = data.items.set_index("item_id")["duration_min"]
+    ranked = model.inspect(user, k=10).ranked
+    minutes = ranked["score"].to_numpy() * length.reindex(ranked["item_id"]).to_numpy()
+    assert (np.diff(minutes) <= 1e-12).all()  # candidates in expected-minutes order
+    served = model.recommend([user], k=10)
+    np.testing.assert_allclose(served["expected_minutes"], served["score"] * length.reindex(served["item_id"]).values)
+    by_watch = copy.copy(model)
+    by_watch.config = replace(model.config, objective="watch")
+    scores = by_watch.inspect(user, k=10).ranked["score"].to_numpy()
+    assert (np.diff(scores) <= 1e-12).all()  # the "watch" objective: P(watch) order
+
+
+def test_a_configuration_saved_before_the_objective_existed_keeps_serving_by_watch():
+    saved = CONFIG.to_json()
+    for key in ("objective", "exclude_features"):
+        saved.pop(key)
+    old = RecommenderConfig.from_json(saved)
+    assert old.objective == "watch" and "user_genre_exposure" in old.exclude_features
+    assert RecommenderConfig.from_json(CONFIG.to_json()) == CONFIG

@@ -41,7 +41,7 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
     from .protocol import GeneratorPolicy, OraclePolicy, RandomPolicy, RecommenderPolicy, SharedStages
 
     shared = SharedStages()
-    rows = "holdout" if protocol == "stratified" else "candidates"
+    rows = "holdout" if protocol == "stratified" else RecommenderConfig().training_rows
     default_sources = RecommenderConfig().sources
     policies: dict[str, Callable] = {}
     for name in names:

@@ -48,6 +48,15 @@ def trained_recommender(spec: str):
     return cached_model(spec) or train_model(spec)
 
 
+@st.cache_resource(show_spinner="Training the previous default pipeline (about a minute, once per server)…")
+def previous_default_recommender(spec: str):
+    """The pipeline's previous default (`recsys.pipeline.PREVIOUS_DEFAULT`) fitted on the dataset, for the A/B
+    page's old-against-new test; shared by every session and only read after fit."""
+    from ..pipeline import PREVIOUS_DEFAULT, Recommender
+
+    return Recommender(PREVIOUS_DEFAULT).fit(load_cached_dataset(spec))
+
+
 @st.cache_data(show_spinner=False)
 def load_report(path: str, modified: float) -> dict:
     """An evaluation report (JSON written by `recsys evaluate`); `modified` keys the cache to the file's mtime."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .cache import load_cached_dataset, simulated_world, trained_recommender
+from .cache import load_cached_dataset, previous_default_recommender, simulated_world, trained_recommender
 
-__all__ = ["PIPELINE", "run_ab_test"]
+__all__ = ["PIPELINE", "PREVIOUS", "run_ab_test"]
 
 #: The arm that serves the app's trained pipeline; the other arms are online policies by name.
 PIPELINE = "trained pipeline"
+#: The arm that serves the pipeline's previous default configuration, trained on the same data.
+PREVIOUS = "previous default pipeline"
 
 
 def run_ab_test(spec: str, arms: list[str], users: int, days: float, seed: int, slot_minutes: int,
@@ -26,6 +28,9 @@ def run_ab_test(spec: str, arms: list[str], users: int, days: float, seed: int, 
         if name == PIPELINE:
             progress("loading the trained pipeline (trains it the first time, about a minute)", 0.0)
             policies[name] = trained_recommender(spec)
+        elif name == PREVIOUS:
+            progress("training the previous default pipeline (the first time, about a minute)", 0.0)
+            policies[name] = previous_default_recommender(spec)
         else:
             policies[name] = name
     config = ExperimentConfig(users=int(users), days=float(days), seed=int(seed), slot_minutes=int(slot_minutes),

@@ -92,3 +92,22 @@ def test_the_control_alone_is_a_warning_not_a_run(world_spec):
     assert not at.exception and not at.error
     assert any("other than the control" in w.value for w in at.warning)
     assert not at.dataframe
+
+
+@pytest.mark.slow
+def test_the_previous_default_runs_against_the_new_one(world_spec):
+    from recsys.ui.experiments import PIPELINE, PREVIOUS
+
+    at = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=600)
+    at.session_state["data_spec"] = world_spec
+    at.run()
+    at.selectbox(key="ab_control").set_value(PREVIOUS).run()
+    at.multiselect(key="ab_treatments").set_value([PIPELINE]).run()
+    assert any("previous default configuration" in c.value for c in at.caption)
+    at.number_input(key="ab_users").set_value(120)
+    at.number_input(key="ab_days").set_value(2)
+    at.button(key="ab_run").click().run()
+    assert not at.exception and not at.error
+    arms = at.dataframe[0].value
+    assert list(arms["arm"]) == [PREVIOUS, PIPELINE] and arms["members"].sum() == 120
+    assert set(at.dataframe[1].value["treatment"]) == {PIPELINE}

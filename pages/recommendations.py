@@ -67,8 +67,13 @@ except ValueError as err:
     st.stop()
 
 st.subheader("Top 10 after re-ranking")
-final = result.final[["rank", "title", "score", "source", "reason", "rank_before_rerank"]].rename(
-    columns={"score": "p(watch)", "rank_before_rerank": "rank before re-rank"})
+if model.ranker_ is not None and model.config.objective == "minutes" and result.final["expected_minutes"].notna().any():
+    st.caption("Ordered by expected minutes: p(watch) x the title's length, the minutes a watch gives "
+               "(docs/online-quality.md); the re-rank then applies its rules.")
+final = result.final[["rank", "title", "score", "expected_minutes", "source", "reason", "rank_before_rerank"]].rename(
+    columns={"score": "p(watch)", "expected_minutes": "expected minutes", "rank_before_rerank": "rank before re-rank"})
+if final["expected minutes"].isna().all():
+    final = final.drop(columns="expected minutes")
 st.dataframe(final, hide_index=True, width="stretch",
              column_config={"p(watch)": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
 if len(result.changes):

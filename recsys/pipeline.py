@@ -482,8 +482,8 @@ class Recommender:
         """What lists are ordered by (and the re-rank weighs): P(watch), or with the "minutes" objective
         P(watch) x the minutes a watch of the title gives (titles of unknown length: the median length)."""
         minutes = getattr(self, "watch_minutes_", None)
-        if self.config.objective != "minutes" or minutes is None:
-            return p
+        if self.config.objective != "minutes" or minutes is None or self.ranker_ is None:
+            return p  # without a ranker the blend's fused score is no probability to weigh
         return p * minutes[item]
 
     def _rank(self, part: Prepared, k: int, ages: dict | None, changes: bool):
@@ -507,7 +507,7 @@ class Recommender:
     def recommend(self, user_ids, k: int = 10, context: dict[str, Any] | None = None,
                   users: pd.DataFrame | None = None, prepared: list[Prepared] | None = None) -> pd.DataFrame:
         """Top-k per member: user_id, rank, item_id, title, score (P(watch)), source, reason, sources,
-        rank_before_rerank.
+        rank_before_rerank, expected_minutes (P(watch) x duration; NaN without durations or a ranker).
 
         `context` may hold `now` (a time; default just after the data ends) and `device`.
         `users` adds attributes (age, language, ...) for members the model has not seen.
@@ -582,9 +582,10 @@ class Recommender:
         })
 
     def _length(self, item: np.ndarray) -> np.ndarray:
-        """Minutes a finished watch of each title gives (NaN where the data has no durations)."""
+        """Minutes a finished watch of each title gives (NaN where the data has no durations, or no ranker
+        gives a P(watch) to multiply)."""
         minutes = getattr(self, "watch_minutes_", None)
-        return np.full(len(item), np.nan) if minutes is None else minutes[item]
+        return np.full(len(item), np.nan) if minutes is None or self.ranker_ is None else minutes[item]
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:

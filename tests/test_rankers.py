@@ -429,7 +429,7 @@ def test_time_holdout_takes_the_latest_rows():
 def test_rankers_on_real_feature_tables(kind, sample_tables):
     train, test = sample_tables
     small = {"forest": dict(n_estimators=20, n_jobs=1), "boosting": dict(n_estimators=100, n_jobs=1),
-             "deep": dict(max_epochs=3, device="cpu", n_threads=1)}.get(kind, {})
+             "deep": dict(max_epochs=10, device="cpu", n_threads=1)}.get(kind, {})  # 3 epochs: 0.57-0.65 AUC
     ranker = RANKERS.create(kind, **small).fit(train)
     t = time.perf_counter()
     p = ranker.predict_proba(test.features)

@@ -42,7 +42,7 @@ from .training_table import (
     with_candidate_negatives, with_source_scores,
 )
 
-__all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "ArtifactError", "Inspection", "Prepared", "make_generator",
+__all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "watch_minutes", "ArtifactError", "Inspection", "Prepared", "make_generator",
            "make_ranker", "tuned_source_params", "TRAINING_ROWS", "SMALL_CALL"]
 
 TRAINING_ROWS = ("auto", "candidates", "holdout", "impressions")
@@ -326,7 +326,8 @@ class Recommender:
                                         cfg.training, seed=cfg.seed + w)
             else:
                 table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history,
-                                             slot_features=dataset.has("events", "position"))
+                                             slot_features=dataset.has("events", "position")
+                                             and dataset.has("events", "session_id"))
                 table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut, cut + span,
                                                  cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
                 table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,
@@ -389,7 +390,7 @@ class Recommender:
         self._data = dataset
         self._observed: list[pd.DataFrame] = []
         self.end_ = dataset.end
-        self.watch_minutes_ = _watch_minutes(dataset.items, self.generators_.item_ids_)
+        self.watch_minutes_ = watch_minutes(dataset.items, self.generators_.item_ids_)
         self.devices_ = (frozenset(dataset.events["device"].dropna().unique())
                          if "device" in dataset.events.columns else frozenset())
         items = dataset.items
@@ -481,10 +482,9 @@ class Recommender:
     def _order_key(self, p: np.ndarray, item: np.ndarray) -> np.ndarray:
         """What lists are ordered by (and the re-rank weighs): P(watch), or with the "minutes" objective
         P(watch) x the minutes a watch of the title gives (titles of unknown length: the median length)."""
-        minutes = getattr(self, "watch_minutes_", None)
-        if self.config.objective != "minutes" or minutes is None or self.ranker_ is None:
+        if self.config.objective != "minutes" or self.watch_minutes_ is None or self.ranker_ is None:
             return p  # without a ranker the blend's fused score is no probability to weigh
-        return p * minutes[item]
+        return p * self.watch_minutes_[item]
 
     def _rank(self, part: Prepared, k: int, ages: dict | None, changes: bool):
         """Score and re-rank one prepared chunk: (picked candidate rows, ranks before the re-rank,
@@ -584,8 +584,9 @@ class Recommender:
     def _length(self, item: np.ndarray) -> np.ndarray:
         """Minutes a finished watch of each title gives (NaN where the data has no durations, or no ranker
         gives a P(watch) to multiply)."""
-        minutes = getattr(self, "watch_minutes_", None)
-        return np.full(len(item), np.nan) if minutes is None or self.ranker_ is None else minutes[item]
+        if self.watch_minutes_ is None or self.ranker_ is None:
+            return np.full(len(item), np.nan)
+        return self.watch_minutes_[item]
 
     def inspect(self, user_id, k: int = 10, context: dict[str, Any] | None = None,
                 users: pd.DataFrame | None = None) -> Inspection:
@@ -702,7 +703,7 @@ class Recommender:
         return load_recommender(cls, path)
 
 
-def _watch_minutes(items: pd.DataFrame, item_ids: pd.Index) -> np.ndarray | None:
+def watch_minutes(items: pd.DataFrame, item_ids: pd.Index) -> np.ndarray | None:
     """Per title of `item_ids` (and a padding entry), the minutes a finished watch gives: its duration, the
     median duration where it is missing; None when the data has no durations (lists keep P(watch) order)."""
     if "duration_min" not in items.columns:

@@ -91,6 +91,9 @@ def build_training_table(
     whole logged row (before negatives are downsampled).
     """
     config = config or TrainingConfig()
+    if slot_features and not (dataset.has("events", "position") and dataset.has("events", "session_id")):
+        raise DataError("slot features need the logged rows' position and session_id", file=dataset.name,
+                        column="position")
     window = dataset.between(start, end).events
     if len(window) == 0:
         raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
@@ -116,9 +119,6 @@ def build_training_table(
     features = builder.transform(kept[row_cols], history if history is not None else builder.index(dataset))
     if slot_features:
         slot = SlotFeatures()
-        if "position" not in frame.columns or "session_id" not in frame.columns:
-            raise DataError("slot features need the logged rows' position and session_id", file=dataset.name,
-                            column="position")
         block = slot.from_events(frame).take(frame.index.get_indexer(kept.index))
         features = features.with_features(block, slot.features_)
     return TrainingTable(

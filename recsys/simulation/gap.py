@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..labels import correct_probability
+from ..pipeline import watch_minutes
 from ..rerank import RankedLists
 from .policies import OraclePolicy
 
@@ -158,9 +159,9 @@ def online_gap(model, dataset, world, config: GapConfig | None = None) -> GapRep
     best = values["oracle"] or np.nan
     stages = pd.DataFrame({"list": list(values), "value": [round(v, 4) for v in values.values()],
                            "share_of_oracle": [round(v / best, 4) for v in values.values()]})
-    length = _lengths(dataset, titles)
+    length = watch_minutes(dataset.items, titles)  # what the "minutes" objective weighs titles by
     if length is not None:
-        minutes = {name: _value(truth * length[None, :], picks, weights).mean() for name, picks in lists.items()}
+        minutes = {name: _value(truth * length[None, :-1], picks, weights).mean() for name, picks in lists.items()}
         stages["minutes"] = [round(v, 2) for v in minutes.values()]
         stages["minutes_share"] = [round(v / minutes["oracle"], 4) for v in minutes.values()]
     stages["what"] = [LISTS[name] for name in values]
@@ -175,17 +176,6 @@ def online_gap(model, dataset, world, config: GapConfig | None = None) -> GapRep
                        "recall": _recall(top_sets, [got.get(m, empty) for m in members]), "n": n})
     calibration = _calibration(pd.concat(pred_rows, ignore_index=True), dataset, members, titles, now)
     return GapReport(stages, pd.DataFrame(recall), calibration, len(members), now)
-
-
-def _lengths(dataset, titles: pd.Index) -> np.ndarray | None:
-    """Each title's duration in minutes (the median where missing); None when the data has none."""
-    if "duration_min" not in dataset.items.columns:
-        return None
-    length = pd.to_numeric(dataset.items.set_index(dataset.items["item_id"].astype(str))["duration_min"],
-                           errors="coerce").reindex(titles)
-    if not length.notna().any():
-        return None
-    return length.fillna(length.median()).to_numpy(dtype=float)
 
 
 def _recall(top_sets: list[set], picks: list[np.ndarray]) -> float:

@@ -6,19 +6,26 @@ import streamlit as st
 from recsys.data import DataError
 from recsys.ui import dataset_summary, load_cached_dataset
 from recsys.ui.charts import activity_over_time, genre_counts, label_balance
-from recsys.ui.models import cache_dir, manifest_of, model_with_progress, saved_manifest
-from recsys.ui.sources import describe_error, save_uploads, spec_label
+from recsys.ui.models import manifest_of, model_with_progress, saved_manifest
+from recsys.ui.data_root import ROOT_ENV
+from recsys.ui.links import restore
+from recsys.ui.sources import MAX_UPLOAD_ROWS, data_root, describe_error, save_uploads, spec_label
 
 st.title("recsys: what should each member watch next?")
 st.caption("A two-stage recommender for a streaming service: candidate generation, ranking, "
            "and a re-rank of the top 10. This page shows the data the models learn from and the model in use.")
 
+for problem in restore("home", {}):
+    st.warning(problem)
 spec = st.session_state.setdefault("data_spec", "sample")
+root = data_root()
 
 
-def use(new_spec: str, names: dict[str, str] | None = None) -> None:
-    """Validate `new_spec` by loading it; on success it becomes the data of every page in this session."""
+def use(key: str, names: dict[str, str] | None = None) -> None:
+    """Validate the data source `key` (a folder must lie under the data root) by loading it; on success it
+    becomes the data of every page in this session."""
     try:
+        new_spec = root.spec(key)
         load_cached_dataset(new_spec)
     except DataError as err:
         st.error("Could not load that data.\n\n" + describe_error(err, names))
@@ -26,6 +33,13 @@ def use(new_spec: str, names: dict[str, str] | None = None) -> None:
     st.session_state["data_spec"] = new_spec
     st.session_state["data_names"] = names or {}
     st.rerun()  # redraw from the top: the data-source label and every number follow the new data
+
+
+def folders_caption() -> None:
+    there = root.folders()
+    st.caption(f"The app reads folders under the data root **{root.label}** only (`{ROOT_ENV}` sets it; the "
+               "command line reads any path). " + (f"There: {', '.join(f'`{f}`' for f in there)}." if there
+                                                    else "It has no folders yet."))
 
 
 with st.expander(f"Data source: {spec_label(spec)}", expanded=spec != "sample"):
@@ -37,8 +51,9 @@ with st.expander(f"Data source: {spec_label(spec)}", expanded=spec != "sample"):
         if st.button("Use the sample", key="use_sample", disabled=spec == "sample"):
             use("sample")
     elif kind == "MovieLens folder":
-        path = st.text_input("Folder on the server", key="movielens_path", placeholder="data/ml-100k",
+        path = st.text_input(f"Folder under {root.label}", key="movielens_path", placeholder="ml-100k",
                              help="ml-100k (u.data, u.item, u.user), ml-1m (*.dat) or ml-latest(-small) (*.csv)")
+        folders_caption()
         if st.button("Load MovieLens", key="load_movielens"):
             if path.strip():
                 use(f"movielens:{path.strip()}")
@@ -47,22 +62,26 @@ with st.expander(f"Data source: {spec_label(spec)}", expanded=spec != "sample"):
     elif kind == "Upload files":
         st.write("Upload **items** and **events** files (and optionally **users** and **searches**), all CSV or "
                  "all Parquet, named after their table (`events.csv`, `items.parquet`, …); the columns are those "
-                 "of docs/data.md.")
+                 f"of docs/data.md. At most {MAX_UPLOAD_ROWS:,} rows per file.")
         uploads = st.file_uploader("Files", type=["csv", "gz", "parquet"], accept_multiple_files=True,
                                    key="uploads")
         if st.button("Load uploaded files", key="load_uploads"):
             try:
-                new_spec, names = save_uploads([(f.name, f.getvalue()) for f in uploads or []],
-                                               cache_dir() / "uploads")
+                new_spec, names = save_uploads([(f.name, f.getvalue()) for f in uploads or []], root.uploads)
             except DataError as err:
                 st.error("Could not use those files.\n\n" + describe_error(err))
             else:
-                use(new_spec, names)
+                use(root.key(new_spec), names)
     else:
-        new_spec = st.text_input("Dataset", value=spec, key="data_spec_input",
-                                 help="sample | movielens:PATH | csv:PATH | parquet:PATH")
-        if st.button("Load", key="load_data") and new_spec.strip() != spec:
-            use(new_spec.strip())
+        try:
+            current = root.key(spec)
+        except DataError:
+            current = ""
+        typed = st.text_input("Dataset", value=current, key="data_spec_input",
+                              help=f"sample | movielens:FOLDER | csv:FOLDER | parquet:FOLDER, FOLDER under {root.label}")
+        folders_caption()
+        if st.button("Load", key="load_data") and typed.strip() != current:
+            use(typed.strip())
 
 try:
     dataset = load_cached_dataset(spec)

@@ -3,14 +3,56 @@ loader errors become messages that name the file, the column and example rows.""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
+import os
 from pathlib import Path
 from typing import Iterable
 
 from ..data import DataError
 from ..data.loaders import TABLES
+from .data_root import DataRoot
 
-__all__ = ["save_uploads", "describe_error", "spec_label"]
+__all__ = ["save_uploads", "describe_error", "spec_label", "data_root", "MAX_UPLOAD_ROWS", "MAX_ROWS_ENV"]
+
+#: Rows per uploaded file the app takes (`$RECSYS_MAX_UPLOAD_ROWS` overrides); larger data goes under the data
+#: root or through the command line. Streamlit's `server.maxUploadSize` (.streamlit/config.toml) caps the bytes.
+MAX_UPLOAD_ROWS = 5_000_000
+MAX_ROWS_ENV = "RECSYS_MAX_UPLOAD_ROWS"
+
+
+def data_root() -> DataRoot:
+    """The configured data root, with this server's upload folder."""
+    from .models import cache_dir
+
+    return DataRoot.configured(cache_dir() / "uploads")
+
+
+def _max_rows() -> int:
+    raw = os.environ.get(MAX_ROWS_ENV, "").strip()
+    try:
+        return int(raw) if raw else MAX_UPLOAD_ROWS
+    except ValueError:
+        raise DataError(f"{MAX_ROWS_ENV}={raw!r} is not a whole number of rows") from None
+
+
+def _rows(name: str, content: bytes, fmt: str) -> int:
+    """Data rows in an uploaded file, counted without parsing it (CSV: lines after the header)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(io.BytesIO(content)).metadata.num_rows
+        except Exception as err:  # pyarrow raises several types for a damaged file
+            raise DataError(f"{name!r} is not a readable Parquet file ({err})", file=name) from None
+    if name.lower().endswith(".gz"):
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{name!r} is not a readable gzip file ({err})", file=name) from None
+    lines = content.count(b"\n") + (0 if content.endswith(b"\n") or not content else 1)
+    return max(lines - 1, 0)
 
 
 def _table_and_format(name: str) -> tuple[str, str]:
@@ -52,6 +94,13 @@ def save_uploads(files: Iterable[tuple[str, bytes]], root: Path) -> tuple[str, d
         raise DataError(f"missing the required {' and '.join(missing)} file(s)",
                         file=", ".join(n for n, _, _ in tables.values()),
                         hint=f"upload items.{fmt} and events.{fmt} (users and searches are optional)")
+    cap = _max_rows()
+    for name, content, _ in tables.values():
+        rows = _rows(name, content, fmt)
+        if rows > cap:
+            raise DataError(f"{name!r} has {rows:,} rows; the app takes at most {cap:,} rows per uploaded file",
+                            file=name, hint=f"put larger data in a folder under the data root, or use the command "
+                                            f"line (`recsys ... --data csv:FOLDER`); {MAX_ROWS_ENV} sets the cap")
     h = hashlib.sha256()
     for table in sorted(tables):
         name, content, _ = tables[table]
@@ -97,4 +146,8 @@ def spec_label(spec: str) -> str:
     kind, _, path = spec.partition(":")
     if "upload-" in path:
         return f"uploaded {kind.upper()} files ({Path(path).name})"
-    return f"{kind} folder {path}"
+    root = data_root()
+    try:
+        return f"{kind} folder {root.key(spec).split(':', 1)[1]} (under {root.label})"
+    except DataError:
+        return f"{kind} folder {path}"

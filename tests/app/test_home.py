@@ -37,13 +37,14 @@ def test_home_shows_the_sample_in_numbers():
     assert int(metrics["Events"].replace(",", "")) > 100_000
 
 
-def test_a_bad_data_source_is_an_error_message_not_a_traceback(tmp_path):
-    at = _load_spec(_home().run(), f"csv:{tmp_path}/missing")
+def test_a_bad_data_source_is_an_error_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(tmp_path))
+    at = _load_spec(_home().run(), "csv:missing")
     assert not at.exception
     assert any("Could not load" in e.value and "missing" in e.value for e in at.error)
     assert _metrics(at)["Members"] == "2,000"  # the page still shows the sample
     at.radio(key="source_kind").set_value("MovieLens folder").run()
-    at.text_input(key="movielens_path").set_value(str(tmp_path)).run()
+    at.text_input(key="movielens_path").set_value(".").run()
     at.button(key="load_movielens").click().run()
     assert not at.exception and any("MovieLens" in e.value or "layout" in e.value for e in at.error)
 
@@ -58,17 +59,18 @@ def _write(folder: Path, **tables: pd.DataFrame) -> Path:
 ITEMS = pd.DataFrame({"item_id": ["m1", "m2"], "title": ["One", "Two"], "genres": ["drama", "comedy"]})
 
 
-def test_missing_columns_and_bad_timestamps_name_the_file_and_the_column(tmp_path):
+def test_missing_columns_and_bad_timestamps_name_the_file_and_the_column(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(tmp_path))
     no_ts = _write(tmp_path / "no-ts", items=ITEMS,
                    events=pd.DataFrame({"user_id": ["a"], "item_id": ["m1"], "watch_fraction": [0.9]}))
-    at = _load_spec(_home().run(), f"csv:{no_ts}")
+    at = _load_spec(_home().run(), "csv:no-ts")
     assert not at.exception
     message = " ".join(e.value for e in at.error)
     assert "events.csv" in message and "**timestamp**" in message
     bad_ts = _write(tmp_path / "bad-ts", items=ITEMS, events=pd.DataFrame(
         {"user_id": ["a", "b"], "item_id": ["m1", "m2"], "timestamp": ["2025-07-01", "01/07/2025"],
          "watch_fraction": [0.9, 0.1]}))
-    at = _load_spec(at, f"csv:{bad_ts}")
+    at = _load_spec(at, f"csv:{bad_ts}")  # an absolute path under the root is fine too
     message = " ".join(e.value for e in at.error)
     assert "events.csv" in message and "**timestamp**" in message and "01/07/2025" in message
     assert _metrics(at)["Members"] == "2,000"
@@ -99,10 +101,11 @@ def test_uploads_are_stored_by_content_and_errors_use_the_uploaded_names(tmp_pat
 
 def test_a_good_folder_changes_the_numbers_and_training_shows_the_manifest(tiny_world_dir, tiny_cache, monkeypatch):
     monkeypatch.setenv("RECSYS_APP_CACHE", str(tiny_cache))
-    at = _load_spec(_home().run(), f"csv:{tiny_world_dir}")
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(tiny_world_dir.parent))
+    at = _load_spec(_home().run(), f"csv:{tiny_world_dir.name}")
     assert not at.exception
     assert _metrics(at)["Members"] == "60"
-    assert at.session_state["data_spec"] == f"csv:{tiny_world_dir}"
+    assert at.session_state["data_spec"] == f"csv:{tiny_world_dir.resolve()}"
     assert any("No model is trained" in i.value for i in at.info)
     at.button(key="train_model").click().run()
     assert not at.exception
@@ -110,7 +113,7 @@ def test_a_good_folder_changes_the_numbers_and_training_shows_the_manifest(tiny_
     assert at.json and at.json[0].value  # the manifest
     assert '"fingerprint"' in at.json[0].value
     # the model is cached: a fresh session sees it without training
-    at = _load_spec(_home().run(), f"csv:{tiny_world_dir}")
+    at = _load_spec(_home().run(), f"csv:{tiny_world_dir.name}")
     assert any("Active model" in s.value for s in at.success) and not at.info
     # and the other pages read the chosen data
     page = AppTest.from_file(str(ROOT / "pages" / "recommendations.py"), default_timeout=300)
@@ -123,3 +126,24 @@ def test_app_routes_to_home():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert any("recsys" in t.value for t in at.title)
+
+
+def test_paths_outside_the_data_root_are_refused_without_a_listing(tmp_path, monkeypatch):
+    root = _write(tmp_path / "root" / "ok", items=ITEMS).parent
+    secret = _write(tmp_path / "secret", items=ITEMS.assign(title=["Hidden-One", "Hidden-Two"]))
+    (root / "escape").symlink_to(secret)
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(root))
+    at = _home().run()
+    for spec in ("csv:../secret", f"csv:{secret}", "csv:escape", "movielens:/etc", "parquet:../../.."):
+        at = _load_spec(at, spec)
+        assert not at.exception
+        message = " ".join(e.value for e in at.error)
+        assert "outside the data root" in message and str(root) in message, (spec, message)
+        assert "items.csv" not in message and "Hidden" not in message and "passwd" not in message, (spec, message)
+        assert _metrics(at)["Members"] == "2,000"
+    at.radio(key="source_kind").set_value("MovieLens folder").run()
+    at.text_input(key="movielens_path").set_value("/etc").run()
+    at.button(key="load_movielens").click().run()
+    message = " ".join(e.value for e in at.error)
+    assert "outside the data root" in message and "passwd" not in message
+    assert "`ok`" in " ".join(c.value for c in at.caption) and "escape" not in " ".join(c.value for c in at.caption)

@@ -1,17 +1,34 @@
 """Recommendations: why this title, for this member, now? Candidates, ranking, re-rank and reasons."""
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_cached_dataset
+from recsys.ui.compare import compare_lists, overlap_summary, variant_config, variants
+from recsys.ui.links import copy_link, publish, restore
 from recsys.ui.models import model_with_progress
 from recsys.ui.oracle import beside_the_oracle
 from recsys.ui.sources import describe_error, spec_label
 from recsys.ui.charts import contributions, member_genre_histogram, watch_timeline
 
 st.title("Recommendation inspector")
+NONE = "(nothing)"
+
+
+def _hour(value: int) -> int:
+    if not 0 <= value <= 23:
+        raise ValueError("an hour is 0 to 23")
+    return value
+
+
+problems = restore("recommendations", {
+    "member": ("inspector_user", str), "date": ("context_date", datetime.date.fromisoformat),
+    "hour": ("context_hour", lambda text: _hour(int(text))), "device": ("context_device", str),
+    "compare": ("compare_with", str)})
 spec = st.session_state.get("data_spec", "sample")
 try:
     dataset = load_cached_dataset(spec)
@@ -24,25 +41,43 @@ if not len(dataset.users):
     st.stop()
 
 users = dataset.users["user_id"].tolist()
-if st.session_state.get("inspector_user") not in set(users):  # first visit, or the data source changed
+if st.session_state.get("inspector_user") not in set(users):  # first visit, a link's unknown member, new data
+    asked = st.session_state.get("inspector_user")
+    if asked is not None and st.session_state.get("_asked_user") != asked:
+        problems.append(f"Member {asked!r} is not in {spec_label(spec)}; showing {users[0]} instead.")
+        st.session_state["_asked_user"] = asked
     st.session_state["inspector_user"] = users[0]
-c1, c2 = st.columns([3, 1])
+for problem in problems:
+    st.warning(problem)
+c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
 if c2.button("Random member", key="random_member"):
     draws = st.session_state["random_draws"] = st.session_state.get("random_draws", 0) + 1
     st.session_state["inspector_user"] = str(np.random.default_rng(draws).choice(users))  # seeded: replayable
 user = c1.selectbox("Member", users, key="inspector_user")
 
 end = dataset.end
+st.session_state.setdefault("context_date", end.date())
+st.session_state.setdefault("context_hour", 20)
 d1, d2, d3 = st.columns(3)
-day = d1.date_input("Date", value=end.date(), key="context_date")
-hour = d2.slider("Hour of day", 0, 23, value=20, key="context_hour")
+day = d1.date_input("Date", key="context_date")
+hour = d2.slider("Hour of day", 0, 23, key="context_hour")
 devices = sorted(dataset.events["device"].dropna().unique()) if dataset.has("events", "device") else []
 if st.session_state.get("context_device") not in devices:
     st.session_state.pop("context_device", None)
-device = d3.selectbox("Device", devices, index=devices.index("tv") if "tv" in devices else 0,
-                      key="context_device") if devices else None
+    if devices:
+        st.session_state["context_device"] = "tv" if "tv" in devices else devices[0]
+device = d3.selectbox("Device", devices, key="context_device") if devices else None
 now = pd.Timestamp(day) + pd.Timedelta(hours=hour)
 context = {"now": now, "device": device}
+choices = [NONE, *variants(model.config)]
+if st.session_state.get("compare_with", NONE) not in choices:
+    st.warning(f"The link's pipeline {st.session_state['compare_with']!r} is not offered for this model.")
+    st.session_state["compare_with"] = NONE
+compare_with = st.session_state.get("compare_with", NONE)
+link = publish("recommendations", {"member": user, "date": day.isoformat(), "hour": hour, "device": device,
+                                   "compare": None if compare_with == NONE else compare_with})
+with c3:
+    copy_link(link, f"member {user} on {day:%d %b %Y} at {hour}:00" + (f" on {device}" if device else ""))
 
 profile = dataset.users.set_index("user_id").loc[user]
 history = dataset.plays()
@@ -80,6 +115,32 @@ if len(result.changes):
     with st.expander(f"What the re-rank changed ({len(result.changes)})"):
         st.dataframe(result.changes[["title", "action", "from_rank", "to_rank", "reason"]], hide_index=True,
                      width="stretch")
+
+st.subheader("Side by side")
+other_name = st.selectbox(
+    "Compare with", choices, key="compare_with",
+    help="A second pipeline for the same member and moment: another list order (instant), the previous default "
+         "or another ranker (trained once per server the first time, a minute or two on the sample).")
+if other_name != NONE:
+    change = variant_config(model.config, other_name)
+    try:
+        other = model.with_objective(change) if isinstance(change, str) else model_with_progress(spec, config=change)
+        theirs = other.inspect(user, k=10, context=context)
+    except (DataError, ValueError) as err:
+        st.error(f"The {other_name} cannot run on {spec_label(spec)}.\n\n"
+                 + (describe_error(err) if isinstance(err, DataError) else str(err)))
+    else:
+        names = ("active", other_name)
+        summary = overlap_summary(result.final, theirs.final)
+        st.caption(f"**{summary['shared']} of {summary['size']}** titles are in both lists, {summary['same_rank']} "
+                   f"at the same rank" + (f"; the shared ones move {summary['mean_shift']:.1f} places on average."
+                                          if summary["shared"] else "."))
+        left, right = st.columns(2)
+        for col, name, res in ((left, "active pipeline", result), (right, other_name, theirs)):
+            col.markdown(f"**{name}**")
+            col.dataframe(res.final[["rank", "title", "score"]].rename(columns={"score": "p(watch)"}),
+                          hide_index=True, width="stretch")
+        st.dataframe(compare_lists(result.final, theirs.final, names), hide_index=True, width="stretch")
 
 beside = beside_the_oracle(spec, model, user, now, device) if model.ranker_ is not None else None
 if beside is not None:

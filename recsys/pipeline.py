@@ -372,6 +372,14 @@ class Recommender:
         say("done", 1.0)
         return other
 
+    def with_objective(self, objective: str) -> "Recommender":
+        """The same fitted pipeline ordering its lists by another objective (`OBJECTIVES`): nothing is refitted
+        and every fitted part is shared (how the inspector sets P(watch) order beside expected minutes)."""
+        self._check()
+        other = copy.copy(self)
+        other.config = replace(self.config, objective=objective)
+        return other
+
     def _generators(self, dataset: Dataset, say: Progress, lo: float, hi: float):
         from .candidates import BlendGenerator
 

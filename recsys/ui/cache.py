@@ -51,10 +51,12 @@ def trained_recommender(spec: str):
 @st.cache_resource(show_spinner="Training the previous default pipeline (about a minute, once per server)…")
 def previous_default_recommender(spec: str):
     """The pipeline's previous default (`recsys.pipeline.PREVIOUS_DEFAULT`) fitted on the dataset, for the A/B
-    page's old-against-new test; shared by every session and only read after fit."""
-    from ..pipeline import PREVIOUS_DEFAULT, Recommender
+    page's old-against-new test and the inspector's side by side; saved like the default, shared by every
+    session and only read after fit."""
+    from ..pipeline import PREVIOUS_DEFAULT
+    from .models import cached_model, train_model
 
-    return Recommender(PREVIOUS_DEFAULT).fit(load_cached_dataset(spec))
+    return cached_model(spec, PREVIOUS_DEFAULT) or train_model(spec, config=PREVIOUS_DEFAULT)
 
 
 @st.cache_data(show_spinner=False)

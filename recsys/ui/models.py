@@ -80,11 +80,12 @@ def _model_dir(key: str) -> Path:
     return cache_dir() / "models" / key
 
 
-def cached_model(spec: str):
-    """The trained model for `spec` if one is in memory or on disk, else None (never trains)."""
+def cached_model(spec: str, config=None):
+    """The trained model for `spec` (default configuration, or the RecommenderConfig `config`) if one is in
+    memory or on disk, else None (never trains)."""
     from ..pipeline import ArtifactError, Recommender
 
-    key = model_key(spec)
+    key = model_key(spec, None if config is None else config.to_json())
     reg = _registry()
     if key in reg.models:
         return reg.models[key]
@@ -114,13 +115,12 @@ def _configs_for(dataset):
         yield RecommenderConfig(ranker=None, ranker_windows=1, ranker_window_days=short)
 
 
-def train_model(spec: str, progress: Progress | None = None):
-    """Train the pipeline on `spec` (falling back to simpler set-ups on short logs), save and share it.
-
-    Raises DataError when even the simplest set-up cannot learn from the data."""
+def train_model(spec: str, progress: Progress | None = None, config=None):
+    """Train the pipeline on `spec` (the default falling back to simpler set-ups on short logs, or exactly the
+    RecommenderConfig `config`), save and share it. Raises DataError when no set-up can learn from the data."""
     from ..pipeline import Recommender
 
-    key = model_key(spec)
+    key = model_key(spec, None if config is None else config.to_json())
     reg = _registry()
     with reg.lock(key):
         if key in reg.models:
@@ -128,9 +128,9 @@ def train_model(spec: str, progress: Progress | None = None):
         dataset = load_cached_dataset(spec)
         error: DataError | None = None
         model = None
-        for config in _configs_for(dataset):
+        for tried in _configs_for(dataset) if config is None else [config]:
             try:
-                model = Recommender(config).fit(dataset, progress=progress)
+                model = Recommender(tried).fit(dataset, progress=progress)
                 break
             except DataError as err:
                 error = error or err
@@ -138,8 +138,8 @@ def train_model(spec: str, progress: Progress | None = None):
             raise error or DataError("the pipeline could not be trained", file=dataset.name)
         try:
             model.save(_model_dir(key))
-            prefix = key.split("-", 1)[0] + "-"
-            for old in _model_dir(key).parent.glob(prefix + "*"):  # the same data, older code or set-up
+            prefix = key.rsplit("-", 1)[0] + "-"
+            for old in _model_dir(key).parent.glob(prefix + "*"):  # the same data and set-up, older code
                 if old.name != key and old.is_dir():
                     shutil.rmtree(old, ignore_errors=True)
         except OSError:
@@ -158,10 +158,11 @@ def manifest_of(model) -> dict[str, Any]:
     }
 
 
-def model_with_progress(spec: str, where=None):
-    """The cached model for `spec`, or train it now with a progress bar in `where` (default: the page)."""
+def model_with_progress(spec: str, where=None, config=None):
+    """The cached model for `spec` (default configuration, or `config`), or train it now with a progress bar in
+    `where` (default: the page)."""
     slot = (where if where is not None else st).empty()  # always there: the page's layout never shifts
-    model = cached_model(spec)
+    model = cached_model(spec, config)
     if model is not None:
         return model
     bar = slot.progress(0.0, text="Training the pipeline on this data (once per server; about a minute)…")
@@ -169,7 +170,7 @@ def model_with_progress(spec: str, where=None):
     def say(message: str, fraction: float) -> None:
         bar.progress(min(1.0, max(0.0, float(fraction))), text=f"Training: {message}")
 
-    model = train_model(spec, say)
+    model = train_model(spec, say, config)
     slot.empty()
     return model
 

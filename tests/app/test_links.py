@@ -1,0 +1,60 @@
+"""Shareable views and the inspector's side by side: a link's query restores the member, moment, device and
+second pipeline in a fresh session; the page writes its state back into the URL; the second pipeline's list is
+set beside the active one with overlap, moves and both reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _inspector(**params: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "recommendations.py"), default_timeout=300)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def test_a_link_restores_the_member_view_and_the_page_keeps_its_url():
+    at = _inspector(data="sample", member="u00042", date="2025-12-20", hour="8", device="mobile")
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="inspector_user").value == "u00042"
+    assert at.slider(key="context_hour").value == 8
+    assert at.selectbox(key="context_device").value == "mobile"
+    assert str(at.date_input(key="context_date").value) == "2025-12-20"
+    assert at.query_params["member"] == "u00042" and at.query_params["hour"] == "8"
+    link = next(c.value for c in at.code)
+    assert "member=u00042" in link and "date=2025-12-20" in link and "data=sample" in link
+    # a change of member goes into the URL
+    at.selectbox(key="inspector_user").set_value("u00007").run()
+    assert at.query_params["member"] == "u00007" and at.query_params["device"] == "mobile"
+    assert "member=u00007" in next(c.value for c in at.code)
+
+
+def test_a_bad_link_is_a_warning_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(tmp_path))
+    at = _inspector(data="csv:../../etc", member="nobody", hour="31", compare="no such pipeline")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert "outside the data root" in text and "hour" in text and "'nobody' is not in" in text
+    assert "no such pipeline" in text
+    members = at.selectbox(key="inspector_user").options
+    assert at.selectbox(key="inspector_user").value == members[0] and at.selectbox(key="compare_with").value == "(nothing)"
+
+
+def test_side_by_side_sets_a_second_pipeline_beside_the_active_one():
+    at = _inspector(data="sample", member="u00042", compare="lists by P(watch)")
+    assert not at.exception and at.selectbox(key="compare_with").value == "lists by P(watch)"
+    table = next(d.value for d in at.dataframe if "change" in d.value.columns)
+    assert {"rank: active", "rank: lists by P(watch)", "reason: active", "reason: lists by P(watch)"} <= set(table.columns)
+    ours = table.dropna(subset=["rank: active"])
+    assert sorted(ours["rank: active"].tolist()) == list(range(1, 11))
+    moved = table.dropna(subset=["rank: active", "rank: lists by P(watch)"])
+    shift = (moved["rank: active"] - moved["rank: lists by P(watch)"])
+    expected = ["same place" if s == 0 else f"{'up' if s > 0 else 'down'} {abs(s)}" for s in shift]
+    assert moved["change"].tolist() == expected
+    caption = next(c.value for c in at.caption if "titles are in both lists" in c.value)
+    assert f"**{len(moved)} of 10**" in caption

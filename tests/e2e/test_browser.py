@@ -41,14 +41,31 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def data_root(tmp_path_factory):
+    """The served app's data root: a tiny CSV folder, a link leading out of the root, and beside the root a
+    folder with a secret file that no browser may see."""
+    base = tmp_path_factory.mktemp("served")
+    root, outside = base / "root", base / "outside"
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / "items.csv").write_text("item_id,title,genres\nm1,One,drama\nm2,Two,comedy\n")
+    (root / "tiny" / "events.csv").write_text("user_id,item_id,timestamp,watch_fraction\n"
+                                              "a,m1,2025-07-01,0.9\nb,m2,2025-07-02,0.5\n")
+    outside.mkdir()
+    (outside / "secret-notes.csv").write_text("item_id,title\nx,classified-title\n")
+    (root / "escape").symlink_to(outside)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(data_root):
     port = _free_port()
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "test-artifacts" / "e2e_server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RECSYS_DATA_ROOT=str(data_root)))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -138,10 +155,12 @@ def shoot(page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
-def pick(page, label: str, option: str) -> None:
-    """Choose `option` in the selectbox or multiselect labelled `label`."""
+def pick(page, label: str, option: str, typed: bool = False) -> None:
+    """Choose `option` in the selectbox or multiselect labelled `label` (`typed`: filter a long list by typing it)."""
     box = page.locator('[data-testid="stSelectbox"], [data-testid="stMultiSelect"]').filter(has_text=label).first
     box.locator("input").first.click()
+    if typed:
+        page.keyboard.type(option)
     page.locator('[role="option"]').filter(has_text=option).first.click()
 
 
@@ -269,6 +288,82 @@ def test_uploads_are_validated_and_good_files_become_the_data(server, page, tmp_
     page.get_by_text("Welcome").first.wait_for()
     settle(page)
     check_clean(page, "onboarding on uploaded data")
+
+
+def _load_spec(page, spec: str) -> str:
+    """Type `spec` into Home's data-spec box, load it, and return the error shown (empty when none)."""
+    box = page.locator('input[aria-label="Dataset"]')
+    box.fill(spec)
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Load", exact=True).click()
+    settle(page)
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    return errors.first.inner_text() if errors.count() else ""
+
+
+def test_paths_outside_the_data_root_are_refused_with_no_listing(server, page, data_root):
+    timed("open home", page, lambda: page.goto(server), "Members", timeout=120)
+    page.get_by_text("Data source:").first.click()
+    page.get_by_text("Data spec", exact=True).click()
+    settle(page)
+    for spec in ("csv:../outside", "csv:../../..", f"csv:{data_root.parent / 'outside'}", "movielens:/etc",
+                 "csv:escape", "parquet:tiny/../../outside"):
+        error = _load_spec(page, spec)
+        assert "outside the data root" in error and str(data_root) in error, (spec, error)
+        body = page.inner_text("body")
+        for leaked in ("secret-notes", "classified-title", "passwd", "hostname"):
+            assert leaked not in body, (spec, leaked)
+        check_clean(page, f"home after {spec}")
+    assert "escape" not in page.inner_text("body").split("There:")[-1].split(".")[0]
+    shoot(page, "home_outside_root")
+    assert _load_spec(page, "csv:tiny") == ""
+    page.get_by_text("Dataset: tiny").first.wait_for()
+
+
+def _copied_link(page) -> str:
+    page.get_by_role("button", name="Copy link").click()
+    code = page.locator('[data-testid="stCode"]').filter(has_text="member=").first
+    code.wait_for()
+    link = code.inner_text().strip()
+    page.keyboard.press("Escape")
+    return link
+
+
+def _top_titles(page) -> str:
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for()
+    return grid.inner_text()
+
+
+def test_a_copied_link_opens_the_same_member_view_and_side_by_side_renders(server, browser, page):
+    timed("open recommendations", page, lambda: page.goto(f"{server}/recommendations"), "Top 10 after re-ranking",
+          timeout=400)
+    timed("pick a member", page, lambda: pick(page, "Member", "u00042", typed=True), "Top 10 after re-ranking")
+    timed("change device", page, lambda: pick(page, "Device", "mobile"), "Top 10 after re-ranking")
+    timed("compare with P(watch) order", page, lambda: pick(page, "Compare with", "lists by P(watch)", typed=True),
+          "titles are in both lists")
+    check_clean(page, "side by side")
+    assert page.get_by_text("reason: lists by P(watch)").count() > 0 or "change" in page.inner_text("body")
+    shoot(page, "side_by_side")
+    link = _copied_link(page)
+    assert link.startswith(server) and "member=u00042" in link and "device=mobile" in link, link
+    mine = _top_titles(page)
+
+    fresh = browser.new_context(viewport={"width": 1400, "height": 900})  # no cookies, no session: a colleague
+    try:
+        other = fresh.new_page()
+        timed("open a copied link", other, lambda: other.goto(link), "titles are in both lists", timeout=400)
+        check_clean(other, "the copied link")
+        def shown(label: str) -> str:
+            box = other.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+            return box.inner_text() + " " + box.locator("input").first.input_value()
+
+        assert "u00042" in shown("Member") and "mobile" in shown("Device")
+        assert "lists by P(watch)" in shown("Compare with")
+        assert _top_titles(other) == mine
+    finally:
+        fresh.close()
 
 
 def teardown_module():

@@ -1,12 +1,13 @@
-"""Load test: 10 concurrent browser sessions on the Recommendations inspector.
+"""Load test: 20 concurrent browser sessions on the Recommendations inspector.
 
 Starts `streamlit run app.py` on a free loopback port, warms it up with one session (which loads or trains
 the shared model), then opens N sessions at once (one headless Chromium, N contexts), each opening the
 inspector, choosing a different member and switching the device. Times, per session: opening the page to a
-rendered top-10 list, the member change and the device change. Fails on any session error (exception box,
-error message, timeout). Prints p50/p95 and writes JSON.
+rendered top-10 list, the member change and the device change, and checks that the page's URL carries the
+member (the shareable view). Fails on any session error (exception box, error message, timeout). Prints p50/p95,
+the app server's CPU-seconds per session, and writes JSON.
 
-Usage: .venv/bin/python bench/load_test.py [--sessions 10] [--out bench/results/load_test.json]
+Usage: .venv/bin/python bench/load_test.py [--sessions 20] [--out bench/results/load_test.json]
        .venv/bin/python bench/load_test.py --first-page   # `make run` (warm) to a usable Home, 3 runs
 Not part of `make test`: it needs chromium (apt-get install chromium) and takes a minute or two warm.
 """
@@ -102,6 +103,8 @@ async def session(browser, url: str, member: str, device: str, timeout: float) -
         shown = await box.inner_text() + " " + await box.locator("input").first.input_value()
         if member not in shown:
             raise RuntimeError(f"member {member} not selected (shows {shown!r})")
+        if f"member={member}" not in page.url or f"device={device}" not in page.url:
+            raise RuntimeError(f"the URL does not carry the view: {page.url}")
     except Exception as err:  # noqa: BLE001 - every failure is a session error to report
         out["error"] = f"{type(err).__name__}: {err}"[:300]
     finally:
@@ -155,7 +158,8 @@ async def run(args) -> dict:
     ok = [r for r in results if "error" not in r]
     summary = {"sessions": args.sessions, "errors": len(results) - len(ok), "wall_s": round(wall, 2),
                "warm_up_session_s": round(warm_s, 2), "cores": os.cpu_count(),
-               "server_cpu_s": round(server_cpu, 2)}
+               "server_cpu_s": round(server_cpu, 2),
+               "server_cpu_s_per_session": round(server_cpu / max(args.sessions, 1), 2)}
     for key in ("open_s", "member_s", "device_s"):
         values = [r[key] for r in ok]
         if values:
@@ -201,7 +205,7 @@ async def first_page(chromium: str, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per step before a session fails")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load_test.json")
     parser.add_argument("--first-page", action="store_true",
@@ -225,7 +229,8 @@ def main() -> None:
         if key in s:
             print(f"{key:9s} p50 {s[key]['p50']:.2f} s  p95 {s[key]['p95']:.2f} s  max {s[key]['max']:.2f} s")
     print(f"{s['sessions']} sessions, {s['errors']} errors, {s['wall_s']} s wall ({s['server_cpu_s']} s of it app-server "
-          f"CPU, the rest the {s['sessions']} browsers on {s['cores']} cores); warm-up session {s['warm_up_session_s']} s")
+          f"CPU, {s['server_cpu_s_per_session']} s per session; the rest the {s['sessions']} browsers on {s['cores']} "
+          f"cores); warm-up session {s['warm_up_session_s']} s")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     if s["errors"]:

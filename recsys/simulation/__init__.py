@@ -5,7 +5,8 @@ plays a future period of the world with members randomly assigned to arms (`run_
 over all of them); `analyze(result)` gives per-arm online metrics with confidence intervals, lifts
 against the control and a sample-ratio check; `offline_vs_online` sets offline NDCG/mAP next to the
 online results, and `off_policy_vs_online` the off-policy estimates (recsys.evaluation.off_policy), and
-`pairwise_agreement` their differences against a paired experiment's.
+`pairwise_agreement` their differences against a paired experiment's. `run_pilot` and `plan` (power.py) give
+the minimum detectable effect of a planned split test and the members it needs, from a short pilot's spread.
 """
 
 from .experiment import ExperimentConfig, ExperimentResult, assign_arms, run_experiment, run_paired, session_outcomes
@@ -14,6 +15,10 @@ from .offline_online import (evaluation_policy, off_policy_vs_online, offline_me
 from .online_metrics import (
     METRICS, ABReport, analyze, compare_ratio, daily_metrics, paired_difference, per_member, ratio_estimate,
     sample_ratio_check,
+)
+from .power import (
+    DEFAULT_ALPHA, DEFAULT_POWER, PILOT_MEMBERS, Pilot, absolute_effect, members_needed, minimum_detectable_effect,
+    plan, relative_effect, run_pilot,
 )
 from .policies import (
     ONLINE_POLICIES, POLICY_NAMES, LoggingPolicy, OnlinePolicy, OraclePolicy, PopularityPolicy, RandomPolicy,
@@ -27,6 +32,8 @@ __all__ = [
     "METRICS", "ABReport", "analyze", "compare_ratio", "daily_metrics", "paired_difference", "per_member",
     "ratio_estimate",
     "sample_ratio_check",
+    "DEFAULT_ALPHA", "DEFAULT_POWER", "PILOT_MEMBERS", "Pilot", "absolute_effect", "members_needed",
+    "minimum_detectable_effect", "plan", "relative_effect", "run_pilot",
     "ONLINE_POLICIES", "POLICY_NAMES", "LoggingPolicy", "OnlinePolicy", "OraclePolicy", "PopularityPolicy",
     "RandomPolicy",
     "RecommenderPolicy",

@@ -58,3 +58,26 @@ def test_side_by_side_sets_a_second_pipeline_beside_the_active_one():
     assert moved["change"].tolist() == expected
     caption = next(c.value for c in at.caption if "titles are in both lists" in c.value)
     assert f"**{len(moved)} of 10**" in caption
+
+
+def test_an_ab_link_restores_the_experiment_set_up():
+    at = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=300)
+    for key, value in {"data": "sample", "control": "oracle", "treatments": "random,popularity", "members": "300",
+                       "days": "2", "seed": "5"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="ab_control").value == "oracle"
+    assert at.multiselect(key="ab_treatments").value == ["random", "popularity"]
+    assert (at.number_input(key="ab_users").value, at.number_input(key="ab_days").value,
+            at.number_input(key="ab_seed").value) == (300, 2, 5)
+    assert "treatments=random%2Cpopularity" in next(c.value for c in at.code if "control=" in c.value)
+
+    bad = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=300)
+    bad.query_params["control"] = "my favourite"
+    bad.query_params["days"] = "400"
+    bad.run()
+    assert not bad.exception
+    text = " ".join(w.value for w in bad.warning)
+    assert "'my favourite' cannot be used" in text and "'400' cannot be used" in text
+    assert bad.selectbox(key="ab_control").value == "popularity" and bad.number_input(key="ab_days").value == 7

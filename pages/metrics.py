@@ -9,7 +9,7 @@ import streamlit as st
 from recsys.data import DataError
 from recsys.ui import load_report
 from recsys.ui.evaluation import (estimated_differences, estimated_online, order_disagreements, ranker_names,
-                                  run_evaluation)
+                                  report_download, run_evaluation)
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.models import cached_curves, compute_curves
@@ -53,6 +53,28 @@ def show_report() -> None:
         st.error(f"The report at {path} cannot be read ({err}). Run a fresh evaluation.")
         return
     show_comparison(report)
+    offer_download(report)
+
+
+def offer_download(report: dict) -> None:
+    """The report as one self-contained HTML file, with the active model's manifest and the A/B page's last result."""
+    try:
+        download = report_download(report, spec, st.session_state.get("ab_outcome"))
+    except DataError as err:
+        st.info(f"This report cannot be exported as HTML: {err}")
+        return
+    st.download_button("Download the report (HTML)", download.data, file_name=download.file_name, mime="text/html",
+                       key="report_download", on_click="ignore")
+    held, missing = ["this evaluation"], []
+    if download.with_manifest:
+        held.append("the active model's manifest")
+    else:
+        missing.append("no model is trained on this data yet (Home trains it)")
+    if download.with_ab:
+        held.append("the A/B page's last result")
+    else:
+        missing.append(download.ab_note or "run an experiment on the A/B test page to include its results")
+    st.caption(f"One file that opens offline, with {', '.join(held)}" + "".join(f"; {m}" for m in missing) + ".")
 
 
 def show_comparison(report: dict) -> None:

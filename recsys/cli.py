@@ -485,6 +485,39 @@ def _echo_off_policy(section: dict[str, Any]) -> None:
                    f"{a['median_relative_error']:.1%}, intervals covering {a['covered']} of {a['arms']}")
 
 
+@app.command("report")
+def report_html(
+    report: Path = typer.Option(..., "--report", help="An evaluation report written by `recsys evaluate --out`."),
+    ab: Optional[Path] = typer.Option(None, "--ab", help="A/B results: what `recsys simulate ... --json` prints, "
+                                                        "saved to a file."),
+    artifacts: Optional[Path] = typer.Option(None, "--artifacts", help="A model folder written by `recsys train`: "
+                                                                       "its manifest.json goes into the report."),
+    out: Path = typer.Option(Path("artifacts/report.html"), "--out", help="Where to write the HTML file."),
+    title: Optional[str] = typer.Option(None, help="The report's title (default: 'recsys report: DATASET')."),
+) -> None:
+    """One self-contained HTML file (plotly inlined, no network needed): the evaluation with its off-policy
+    estimates, the A/B results, the dataset fingerprint and the model manifest."""
+    from .ui.report_html import chart_count, read_ab, read_evaluation, read_manifest, render_html, write_html
+
+    try:
+        evaluation = read_evaluation(report)
+        results = None if ab is None else read_ab(ab)
+        manifest = read_manifest(artifacts) if artifacts is not None else evaluation.get("manifest")
+        document = render_html(evaluation, manifest, results, title=title)
+    except DataError as err:
+        _fail(str(err))
+        return
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a shape the checks did not foresee
+        _fail(f"the report {str(report)!r}" + (f" or the A/B results {str(ab)!r}" if ab else "")
+              + f" has an unexpected shape ({type(err).__name__}: {err})")
+        return
+    try:
+        write_html(document, out)
+    except OSError as err:
+        _fail(f"cannot write {str(out)!r}: {err}")
+    typer.echo(f"wrote {out} ({len(document.encode('utf-8')) / 1e6:.1f} MB, {chart_count(document)} charts)")
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The human-readable form of `Dataset.summary()`."""
     lines = [

@@ -71,3 +71,52 @@ def test_train_saves_the_previous_default_when_asked(tmp_path):
     assert "user_genre_exposure" not in model.builder_.feature_set.names()
     with pytest.raises(ValueError, match="objective must be one of"):
         type(model.config)(objective="clicks")
+
+
+def test_report_writes_one_html_file_from_evaluate_simulate_and_train(tmp_path):
+    world = tmp_path / "world"
+    assert runner.invoke(app, ["generate", "--out", str(world), "--scale", "0.05", "--seed", "3"]).exit_code == 0
+    spec = f"parquet:{world}"
+    assert runner.invoke(app, ["evaluate", "--data", spec, "--models", "random,popularity", "--folds", "1",
+                               "--out", str(tmp_path / "R.json")]).exit_code == 0
+    simulated = runner.invoke(app, ["simulate", "--data", spec, "--control", "popularity", "--treatment", "random",
+                                    "--users", "100", "--days", "1", "--json"])
+    assert simulated.exit_code == 0, simulated.output
+    (tmp_path / "AB.json").write_text(simulated.stdout)
+    assert runner.invoke(app, ["train", "--data", spec, "--ranker", "none", "--sources", "popularity",
+                               "--out", str(tmp_path / "model")]).exit_code == 0
+    out = tmp_path / "out" / "report.html"
+    done = runner.invoke(app, ["report", "--report", str(tmp_path / "R.json"), "--ab", str(tmp_path / "AB.json"),
+                               "--artifacts", str(tmp_path / "model"), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    html = out.read_text(encoding="utf-8")
+    report = json.loads((tmp_path / "R.json").read_text())
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert report["dataset"]["fingerprint"] in html and manifest["data"]["fingerprint"] in html
+    assert "<h3>Configuration</h3>" in html and "not the evaluated data" not in html
+    assert "Lifts over the control" in html and "Daily engagement rate" in html
+    charts = html.count('class="plotly-graph-div"')
+    assert f"wrote {out} (" in done.stdout and f"{charts} charts)" in done.stdout and charts >= 10
+
+
+def test_report_bad_input_is_a_message_naming_the_file(tmp_path):
+    out = tmp_path / "r.html"
+
+    def fails(*args: str) -> str:
+        result = runner.invoke(app, ["report", *args, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "error:" in result.output and "Traceback" not in result.output
+        return result.output
+
+    assert "missing.json" in fails("--report", str(tmp_path / "missing.json"))
+    (tmp_path / "broken.json").write_text("{not json")
+    assert "broken.json" in fails("--report", str(tmp_path / "broken.json"))
+    (tmp_path / "ab.json").write_text(json.dumps({"arms": [], "comparisons": []}))
+    assert "not an evaluation report" in fails("--report", str(tmp_path / "ab.json"))
+    report = {"k": 10, "dataset": {"name": "x"}, "models": {"m": {"metrics": {"ndcg": {"estimate": 0.1}}}}}
+    (tmp_path / "R.json").write_text(json.dumps(report))
+    assert "ab.json" in fails("--report", str(tmp_path / "R.json"), "--ab", str(tmp_path / "ab.json"))
+    assert "manifest.json" in fails("--report", str(tmp_path / "R.json"), "--artifacts", str(tmp_path))
+    assert not out.exists()
+    assert runner.invoke(app, ["report", "--report", str(tmp_path / "R.json"), "--out", str(out)]).exit_code == 0
+    assert out.exists()

@@ -1,14 +1,19 @@
-"""The Metrics page's fresh evaluation: which models, on which folds, written where (pages only render)."""
+"""The Metrics page's fresh evaluation (which models, on which folds, written where), the reading of a
+report's off-policy section, and the page's HTML download (pages only render).
+
+Streamlit (through .cache and .models) is imported inside the functions that need it, so the HTML
+report can reuse the pure helpers here without it.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-from .cache import load_cached_dataset
+from typing import Any, Callable
 
 __all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation", "estimated_online",
-           "order_disagreements", "estimated_differences"]
+           "order_disagreements", "estimated_differences", "ReportDownload", "report_download"]
 
 #: The quick set: the floor, the fallback, the best single source, the blend and the default ranker.
 QUICK_MODELS = ["random", "popularity", "ease", "blend", "logistic"]
@@ -42,6 +47,7 @@ def run_evaluation(spec: str, full: bool, path: Path, progress: Callable[[str, f
     from ..evaluation.off_policy import OffPolicyConfig, evaluate_off_policy
     from ..evaluation.protocol import temporal_folds
     from ..evaluation.report import attach_off_policy, evaluate, write_report
+    from .cache import load_cached_dataset
 
     data = load_cached_dataset(spec)
     names = evaluation_models(spec, full)
@@ -97,3 +103,39 @@ def estimated_differences(report: dict) -> list[dict]:
         rows.append({"ahead": ahead, "behind": behind, "by (minutes/session)": sign * pair["estimate"],
                      "low": low, "high": high, "told apart": bool(pair["separated"])})
     return sorted(rows, key=lambda r: -r["by (minutes/session)"])
+
+
+@dataclass(frozen=True)
+class ReportDownload:
+    """What the Metrics page's download button offers: a file name, the builder of its bytes (run when the
+    button is pressed), whether a model manifest is in it, and whether the A/B page's last outcome is (or why not)."""
+
+    file_name: str
+    data: Callable[[], bytes]
+    with_manifest: bool
+    with_ab: bool
+    ab_note: str | None
+
+
+def report_download(report: dict, spec: str, ab_outcome: dict[str, Any] | None) -> ReportDownload:
+    """The Metrics page's HTML report: `report` (checked now: a DataError if its shape is wrong), the active
+    model's manifest on `spec`, and the A/B page's last outcome when there is one that can be read."""
+    from ..data.errors import DataError
+    from .models import saved_manifest
+    from .report_html import ABResults, check_evaluation, render_html
+
+    check_evaluation(report)
+    try:
+        manifest = saved_manifest(spec)
+    except DataError:  # the session's data cannot be read: the report still exports, without a model
+        manifest = None
+    ab, note = None, None
+    if ab_outcome is not None:
+        try:
+            ab = ABResults.from_outcome(ab_outcome)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            note = f"the A/B page's last result cannot be read ({type(err).__name__}: {err})"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(report.get("dataset", {}).get("name", "evaluation"))).strip("-.")
+    return ReportDownload(file_name=f"recsys-report-{name or 'evaluation'}.html",
+                          data=lambda: render_html(report, manifest, ab).encode("utf-8"),
+                          with_manifest=manifest is not None, with_ab=ab is not None, ab_note=note)

@@ -175,3 +175,53 @@ def test_order_disagreements_lists_each_swapped_pair_once():
     minutes = {"a": 10.0, "b": 30.0, "c": 20.0}  # d has no estimate
     assert order_disagreements(ndcg, minutes) == [("a", "b"), ("a", "c")]
     assert order_disagreements(ndcg, ndcg) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_world_spec(tmp_path_factory):
+    """The tiny world of tests/app/conftest.py with its ground truth beside it, so the A/B test can run on it."""
+    from recsys.data.loaders import save_dataset
+    from recsys.data.synthetic import write_world_manifest
+
+    world = SyntheticWorld(WorldConfig(seed=5, n_users=60, n_movies=40, n_shows=3, days=60))
+    folder = tmp_path_factory.mktemp("tiny-ab") / "world"
+    save_dataset(world.simulate(), folder)
+    write_world_manifest(world, folder)
+    return f"parquet:{folder}"
+
+
+def test_the_report_downloads_as_html_with_the_model_manifest_and_the_last_ab_result(report_path, tiny_world_spec,
+                                                                                     tmp_path, monkeypatch):
+    import json
+
+    from recsys.ui.evaluation import report_download
+    from recsys.ui.experiments import run_ab_test
+    from recsys.ui.models import train_model
+
+    monkeypatch.setenv("RECSYS_APP_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=120)
+    at.session_state["report_path"] = str(report_path)
+    at.session_state["data_spec"] = tiny_world_spec
+    at.run()
+    assert not at.exception
+    assert at.download_button(key="report_download").label == "Download the report (HTML)"
+    note = " ".join(c.value for c in at.caption)
+    assert "no model is trained on this data yet" in note and "run an experiment on the A/B test page" in note
+
+    model = train_model(tiny_world_spec)
+    outcome = run_ab_test(tiny_world_spec, ["popularity", "random"], 60, 2.0, 0, 60, None, False,
+                          lambda message, fraction: None)
+    at.session_state["ab_outcome"] = outcome
+    at.run()
+    assert not at.exception
+    note = " ".join(c.value for c in at.caption)
+    assert "with this evaluation, the active model's manifest, the A/B page's last result." in note
+
+    report = json.loads(Path(report_path).read_text())
+    download = report_download(report, tiny_world_spec, outcome)
+    assert download.file_name == f"recsys-report-{report['dataset']['name']}.html"
+    html = download.data().decode("utf-8")
+    assert report["dataset"]["fingerprint"] in html and model.fingerprint_ in html
+    assert "not the evaluated data" in html  # the report was made on another world than the model's
+    assert "Lifts over the control" in html and "Sample ratio" in html
+    assert html.count('class="plotly-graph-div"') >= 10

@@ -24,8 +24,12 @@ from .data.dataset import Dataset
 
 __all__ = ["TUNING_GRIDS", "tune_sources", "validation_split"]
 
-#: The grid per source (every other parameter keeps its default).
+#: The grid per source (every other parameter keeps its default; the first point is the default, which wins ties).
+#: Popularity's decay suits a temporal split (what is watched now), plain counting a per-user random split
+#: (the hidden part spans the whole log): the validation split decides which the data at hand wants.
 TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popularity": [{}, {"window_days": None, "half_life_days": None}, {"window_days": None, "half_life_days": 90.0},
+                   {"window_days": None, "half_life_days": 365.0}],
     "ease": [{"l2": v} for v in (25.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
     "als": [{"factors": f, "regularization": r, "alpha": a}
             for f in (16, 64, 128) for r in (1.0, 10.0, 30.0, 100.0) for a in (1.0, 10.0)],

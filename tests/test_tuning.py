@@ -48,11 +48,42 @@ def test_tune_sources_keeps_the_best_point_of_the_grid(monkeypatch):
     # one factor cannot tell the two taste groups apart (every score has the member's sign); two can
     grid = [{"factors": 1, "regularization": 1.0, "alpha": 1.0}, {"factors": 2, "regularization": 1.0, "alpha": 1.0}]
     monkeypatch.setitem(TUNING_GRIDS, "als", grid)
-    chosen, log = tune_sources(data, ["als", "popularity"], lambda n, p: make_generator(n, 0, p), how="holdout")
-    assert chosen == {"als": grid[1]}  # popularity has no grid: not tuned
+    chosen, log = tune_sources(data, ["als", "content"], lambda n, p: make_generator(n, 0, p), how="holdout")
+    assert chosen == {"als": grid[1]}  # content has no grid: not tuned
     points = log["sources"]["als"]["grid"]
     assert [p["params"] for p in points] == grid
     assert points[1]["ndcg"] > points[0]["ndcg"] + 0.2 and log["sources"]["als"]["ndcg"] == points[1]["ndcg"]
+
+
+def _old_favourites_and_a_new_trend(n_users=80, days=365, seed=0) -> Dataset:
+    """Ten old favourites every member rated over the year, and in the last three weeks ten new titles a third
+    of the members rated: a random holdout hides mostly favourites, the last two weeks mostly the new titles."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(10, size=8, replace=False):
+            rows.append((f"u{u}", f"old{i}", start + pd.Timedelta(days=float(rng.uniform(0, days - 30))), 5.0))
+        if u % 3 == 0:
+            for i in rng.choice(10, size=4, replace=False):
+                rows.append((f"u{u}", f"new{i}", start + pd.Timedelta(days=float(rng.uniform(days - 21, days))), 5.0))
+    for i in range(30):  # a long tail rated once, early
+        rows.append((f"u{i}", f"tail{i}", start + pd.Timedelta(days=float(rng.uniform(0, days - 30))), 3.0))
+    ids = [f"old{i}" for i in range(10)] + [f"new{i}" for i in range(10)] + [f"tail{i}" for i in range(30)]
+    items = pd.DataFrame({"item_id": ids, "title": ids})
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    return Dataset.from_frames(users, items, pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"]))
+
+
+def test_popularity_counts_plainly_on_a_random_split_and_decays_on_a_temporal_one():
+    data = _old_favourites_and_a_new_trend()
+    make = lambda n, p: make_generator(n, 0, p)  # noqa: E731
+    plain, log = tune_sources(data, ["popularity"], make, how="holdout")
+    assert plain["popularity"]["window_days"] is None  # counts the whole log (a slow decay at most)
+    grid = {str(p["params"]): p["ndcg"] for p in log["sources"]["popularity"]["grid"]}
+    assert grid[str({})] < grid[str(plain["popularity"])] - 0.1  # the 28-day window misses the favourites
+    decayed, log = tune_sources(data, ["popularity"], make, how="temporal", window_days=14)
+    assert decayed == {"popularity": {}}  # the default: the last 28 days, halved every 7
 
 
 def test_config_rules_auto_on_off_and_overrides(monkeypatch):

@@ -12,11 +12,32 @@ from recsys.ui.evaluation import (estimated_differences, estimated_online, order
                                   report_download, run_evaluation)
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
+from recsys.ui.links import copy_link, publish, restore
 from recsys.ui.models import cached_curves, compute_curves
 from recsys.ui.sources import describe_error, spec_label
 
 st.title("Offline evaluation")
+CURVE_METRICS = ["ndcg", "recall", "precision", "map"]
+
+
+def _one_of(options: list[str]):
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"not one of {', '.join(options)}")
+        return text
+    return parse
+
+
+names = ranker_names()
+for problem in restore("metrics", {"metric": ("curve_metric", _one_of(CURVE_METRICS)),
+                                   "rankers": ("curve_rankers", lambda t: [_one_of(names)(r) for r in t.split(",") if r])}):
+    st.warning(problem)
+st.session_state.setdefault("curve_metric", CURVE_METRICS[0])
+st.session_state.setdefault("curve_rankers", [r for r in ("logistic", "boosting") if r in names])
 spec = st.session_state.get("data_spec", "sample")
+copy_link(publish("metrics", {"metric": st.session_state["curve_metric"],
+                              "rankers": ",".join(r for r in names if r in st.session_state["curve_rankers"])}),
+          "this evaluation dashboard on the same data, with the same metric and rankers")
 path = Path(st.session_state.get("report_path", "artifacts/report.json"))
 if "report_path" not in st.session_state and not path.exists():
     # no report.json: offer the other reports `recsys evaluate` wrote to artifacts/, this data's first
@@ -137,7 +158,7 @@ def show_comparison(report: dict) -> None:
         st.write(f"Best by NDCG@{k}: **{report['best']}**. Is it really better? Paired bootstrap on the same members:")
         st.dataframe(comparisons, hide_index=True, width="stretch")
 
-    metric = st.selectbox("Metric", ["ndcg", "recall", "precision", "map"], key="curve_metric")
+    metric = st.selectbox("Metric", CURVE_METRICS, key="curve_metric")
     st.plotly_chart(metric_curves(report, metric), width="stretch")
     left, right = st.columns(2)
     fold_metric = {"map": "map"}.get(metric, metric)
@@ -156,8 +177,7 @@ st.write("The pipeline is fitted on all but the last 14 days; every active membe
          "are scored by each ranker and labeled by what the member then did (finished: 1; shown, abandoned or "
          "never played: 0). ROC asks whether P(watch) separates the two; calibration whether a predicted 0.3 "
          "comes true 30% of the time. Candidate recall asks how many of the finished titles each source found.")
-names = ranker_names()
-chosen = st.multiselect("Rankers", names, default=["logistic", "boosting"], key="curve_rankers")
+chosen = st.multiselect("Rankers", names, key="curve_rankers")
 rankers = tuple(r for r in names if r in chosen)
 try:
     curves = cached_curves(spec, rankers)

@@ -81,3 +81,17 @@ def test_an_ab_link_restores_the_experiment_set_up():
     text = " ".join(w.value for w in bad.warning)
     assert "'my favourite' cannot be used" in text and "'400' cannot be used" in text
     assert bad.selectbox(key="ab_control").value == "popularity" and bad.number_input(key="ab_days").value == 7
+
+
+def test_a_metrics_link_restores_the_metric_and_the_rankers(tmp_path):
+    at = AppTest.from_file(str(ROOT / "pages" / "metrics.py"), default_timeout=300)
+    at.session_state["report_path"] = str(tmp_path / "no-report.json")
+    for key, value in {"data": "sample", "metric": "recall", "rankers": "deep,logistic"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.multiselect(key="curve_rankers").value == ["deep", "logistic"]
+    assert at.session_state["curve_metric"] == "recall"
+    assert at.query_params["rankers"] == "logistic,deep"  # written back in the registry's order
+    at.multiselect(key="curve_rankers").set_value(["forest"]).run()
+    assert at.query_params["rankers"] == "forest" and "rankers=forest" in at.code[0].value

@@ -72,10 +72,16 @@ async def settle(page, timeout: float) -> float:
         await page.wait_for_timeout(50)
 
 
-async def step(page, action, timeout: float) -> float:
+async def step(page, action, timeout: float, url_has: str | None = None) -> float:
+    """Seconds from `action` until the page answered it: the list shown, the run settled and, with `url_has`, the
+    page's URL carrying the change (the server's own sign it ran the script for it; the widget itself shows a
+    picked value at once, and the running indicator can lag a busy server)."""
     t = time.perf_counter()
     await action()
     await page.get_by_text(LIST).first.wait_for(timeout=timeout * 1000)
+    if url_has is not None:
+        await page.wait_for_function("(part) => window.location.search.includes(part)", arg=url_has,
+                                     timeout=timeout * 1000)
     done = await settle(page, timeout)
     errors = await page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
     if errors or "Traceback" in await page.inner_text("body"):
@@ -97,8 +103,8 @@ async def session(browser, url: str, member: str, device: str, timeout: float) -
     out: dict = {"member": member, "device": device}
     try:
         out["open_s"] = await step(page, lambda: page.goto(f"{url}/recommendations"), timeout)
-        out["member_s"] = await step(page, lambda: choose(page, "Member", member), timeout)
-        out["device_s"] = await step(page, lambda: choose(page, "Device", device), timeout)
+        out["member_s"] = await step(page, lambda: choose(page, "Member", member), timeout, f"member={member}")
+        out["device_s"] = await step(page, lambda: choose(page, "Device", device), timeout, f"device={device}")
         box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Member").first
         shown = await box.inner_text() + " " + await box.locator("input").first.input_value()
         if member not in shown:

@@ -23,14 +23,19 @@ Field = tuple[str, Callable[[str], Any]]
 
 
 def restore(page: str, fields: dict[str, Field]) -> list[str]:
-    """When the URL's query is not what this session last saw on `page` (a link was opened), put its values
-    into the session before the widgets are drawn: `data` becomes the data source (only through the data root),
-    each of `fields` its widget's value. Returns a message per value that could not be used."""
-    params = st.query_params.to_dict()
+    """On the session's first run of `page` (a link opened in a browser), put the URL's values into the session
+    before the widgets are drawn: `data` becomes the data source (only through the data root), each of `fields`
+    its widget's value. Returns a message per value that could not be used.
+
+    Only the first run: every rerun carries the browser's query string, which can lag the page's last update
+    under load, and restoring it then would undo what the visitor just picked."""
     seen = st.session_state.setdefault(_SEEN, {})
-    if not params or seen.get(page) == params:
+    if page in seen:
         return []
+    params = st.query_params.to_dict()
     seen[page] = params
+    if not params:
+        return []
     problems = []
     if DATA in params:
         try:
@@ -62,7 +67,7 @@ def publish(page: str, values: dict[str, Any]) -> str | None:
     except DataError:
         return None
     params = {DATA: key, **{k: str(v) for k, v in values.items() if v is not None}}
-    if st.query_params.to_dict() != params:
+    if st.query_params.to_dict() != params:  # what the browser's URL says: sent again until it has it
         st.query_params.from_dict(params)
     st.session_state.setdefault(_SEEN, {})[page] = params
     base = st.context.url or ""

@@ -32,6 +32,10 @@ def test_a_link_restores_the_member_view_and_the_page_keeps_its_url():
     at.selectbox(key="inspector_user").set_value("u00007").run()
     assert at.query_params["member"] == "u00007" and at.query_params["device"] == "mobile"
     assert "member=u00007" in next(c.value for c in at.code)
+    # a rerun carrying a lagging address bar (the old member) does not undo the visitor's pick
+    at.query_params["member"] = "u00042"
+    at.slider(key="context_hour").set_value(9).run()
+    assert at.selectbox(key="inspector_user").value == "u00007" and at.query_params["member"] == "u00007"
 
 
 def test_a_bad_link_is_a_warning_not_a_traceback(tmp_path, monkeypatch):

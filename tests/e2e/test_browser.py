@@ -346,6 +346,8 @@ def test_a_copied_link_opens_the_same_member_view_and_side_by_side_renders(serve
     check_clean(page, "side by side")
     assert page.get_by_text("reason: lists by P(watch)").count() > 0 or "change" in page.inner_text("body")
     shoot(page, "side_by_side")
+    page.wait_for_function("() => ['member=u00042', 'device=mobile', 'compare='].every("
+                           "part => window.location.search.includes(part))", timeout=60_000)  # the address bar too
     link = _copied_link(page)
     assert link.startswith(server) and "member=u00042" in link and "device=mobile" in link, link
     mine = _top_titles(page)

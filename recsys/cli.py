@@ -1,4 +1,5 @@
-"""The `recsys` command line: generate the sample world and inspect datasets.
+"""The `recsys` command line: generate the sample world, inspect datasets, train, recommend, evaluate,
+simulate A/B tests and export a report.
 
 Every command takes `--data SPEC` where it reads data, prints progress on long work to stderr,
 and `--json` for machine-readable output on stdout. Bad input exits with status 2 and a message,

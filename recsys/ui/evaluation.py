@@ -130,7 +130,9 @@ def report_download(report: dict, spec: str, ab_outcome: dict[str, Any] | None) 
     except DataError:  # the session's data cannot be read: the report still exports, without a model
         manifest = None
     ab, note = None, None
-    if ab_outcome is not None:
+    if ab_outcome is not None and ab_outcome.get("spec", spec) != spec:
+        note = "the A/B page's last result was run on other data, so it is left out"
+    elif ab_outcome is not None:
         try:
             ab = ABResults.from_outcome(ab_outcome)
         except (KeyError, TypeError, ValueError, IndexError) as err:

@@ -70,7 +70,7 @@ def run_ab_test(spec: str, arms: list[str], users: int, days: float, seed: int, 
         off = offline_metrics(dataset, factories, k=10, seed=int(seed),
                               progress=lambda message, fraction: progress(f"offline: {message}", fraction))
         comparison = offline_vs_online(off, report, k=10)
-    return {"summary": result.summary(), "table": report.table(), "comparisons": report.comparisons,
+    return {"spec": spec, "summary": result.summary(), "table": report.table(), "comparisons": report.comparisons,
             "daily": report.daily, "srm": report.srm, "control": report.control, "alpha": report.alpha,
             "offline": comparison,
             "off_policy": _estimated(dataset, world, policies, report, int(seed), int(slot_minutes), progress)

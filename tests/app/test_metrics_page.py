@@ -225,3 +225,5 @@ def test_the_report_downloads_as_html_with_the_model_manifest_and_the_last_ab_re
     assert "not the evaluated data" in html  # the report was made on another world than the model's
     assert "Lifts over the control" in html and "Sample ratio" in html
     assert html.count('class="plotly-graph-div"') >= 10
+    elsewhere = report_download(report, "sample", outcome)  # the session's data changed after the experiment
+    assert not elsewhere.with_ab and "run on other data" in elsewhere.ab_note

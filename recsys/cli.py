@@ -216,6 +216,61 @@ def recommend(
 
 
 @app.command()
+def batch(
+    artifacts: Path = typer.Option(Path("artifacts/model"), "--artifacts", help="A folder written by `recsys train`."),
+    out: str = typer.Option(..., "--out", help="The Parquet folder to write: one row per (member, rank) with "
+                                               "member, rank, title, title_name, score, source, reason."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or spark."),
+    k: int = typer.Option(10, "--k", help="Titles per member."),
+    now: Optional[str] = typer.Option(None, help="Moment of the lists (default: just after the data ends)."),
+    device: Optional[str] = typer.Option(None, help="tv | mobile | tablet | web"),
+    spark_master: str = typer.Option("local[*]", "--spark-master",
+                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: member partitions "
+                                                                         "(default: the cluster's parallelism)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Every member's top-k list from a trained model, written as Parquet, in this process or on Spark."""
+    from .spark import SparkUnavailable, batch_local, batch_spark, spark_session
+
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, got {engine!r}")
+    if k < 1:
+        _fail("--k must be at least 1")
+    if partitions is not None and partitions < 1:
+        _fail("--partitions must be at least 1")
+    if now is not None:
+        import pandas as pd
+
+        try:
+            pd.Timestamp(now)
+        except (ValueError, TypeError):
+            _fail(f"--now {now!r} is not a time (use e.g. 2025-12-20T20:00)")
+    context = {"now": now, "device": device}
+
+    def say(message: str, fraction: float) -> None:
+        typer.echo(f"[{fraction:4.0%}] {message}", err=True)
+
+    try:
+        if engine == "local":
+            summary = batch_local(artifacts, out, k=k, context=context, progress=say)
+        else:
+            summary = batch_spark(spark_session(spark_master), artifacts, out, k=k, context=context,
+                                  partitions=partitions, progress=say)
+    except SparkUnavailable as err:
+        _fail(str(err))
+        return
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    if as_json:
+        _emit_json(summary.__dict__)
+        return
+    typer.echo(f"{summary.members:,} members, {summary.rows:,} list rows written to {summary.out} "
+               f"({summary.engine}, {summary.seconds} s)")
+
+
+@app.command()
 def evaluate(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
     protocol: str = typer.Option("temporal", help="temporal (time-series CV) or stratified (per-user random split)"),

@@ -1,0 +1,162 @@
+"""Every member's top k from a saved model, as a Parquet table (member, rank, title, title_name, score, source,
+reason): in one process, or on Spark with the model's folder shipped to every executor (`SparkContext.addFile`)
+and each partition of members served by `Recommender.recommend` there.
+
+A member's list is the same bits alone or in any batch (the pipeline serves fixed blocks of members), so the
+partitioning never changes a list; the tests check it against `recommend` after repartition(1) and (7).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+
+__all__ = ["LIST_COLUMNS", "LIST_SCHEMA", "BatchSummary", "batch_local", "batch_spark", "as_list_table",
+           "read_lists"]
+
+#: The batch table's columns and their Spark types.
+LIST_SCHEMA = ("member string, rank int, title string, title_name string, score double, source string, "
+               "reason string")
+LIST_COLUMNS = [part.split()[0] for part in LIST_SCHEMA.split(", ")]
+_PART = "part-00000.parquet"
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch run wrote: members served, list rows, seconds, where."""
+
+    members: int
+    rows: int
+    seconds: float
+    out: str
+    engine: str
+
+
+def as_list_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """`Recommender.recommend`'s frame in the batch table's columns (external ids, plain types)."""
+    return pd.DataFrame({
+        "member": frame["user_id"].astype(str).to_numpy(), "rank": frame["rank"].astype("int32").to_numpy(),
+        "title": frame["item_id"].astype(str).to_numpy(), "title_name": frame["title"].astype(str).to_numpy(),
+        "score": frame["score"].astype("float64").to_numpy(), "source": frame["source"].astype(str).to_numpy(),
+        "reason": frame["reason"].astype(str).to_numpy()}, columns=LIST_COLUMNS)
+
+
+def read_lists(path: str | os.PathLike) -> pd.DataFrame:
+    """A batch table (either engine's folder) ordered by member and rank."""
+    frame = pd.read_parquet(path)
+    return frame[LIST_COLUMNS].sort_values(["member", "rank"], kind="stable").reset_index(drop=True)
+
+
+def _members(model) -> list[str]:
+    return model.history_.users["user_id"].astype(str).tolist()
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Move the finished folder `tmp` to `out` (a previous table there is replaced only once the new one is whole)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def _tmp_beside(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def batch_local(artifacts: str | os.PathLike, out: str | os.PathLike, k: int = 10,
+                context: dict[str, Any] | None = None, chunk: int = 2048,
+                progress: Progress | None = None) -> BatchSummary:
+    """Every member's top k in this process, written as `out/part-00000.parquet`."""
+    from ..pipeline import Recommender
+
+    say = progress or (lambda message, fraction: None)
+    t = time.perf_counter()
+    model = Recommender.load(artifacts)
+    members = _members(model)
+    parts = []
+    for start in range(0, len(members), chunk):
+        say(f"members {start:,} to {min(start + chunk, len(members)):,} of {len(members):,}", start / max(len(members), 1))
+        parts.append(as_list_table(model.recommend(members[start:start + chunk], k=k, context=context)))
+    table = pd.concat(parts, ignore_index=True) if parts else as_list_table(model.recommend([], k=k))
+    out = Path(out)
+    tmp = _tmp_beside(out)
+    tmp.mkdir()
+    table.to_parquet(tmp / _PART, index=False)
+    _replace_folder(tmp, out)
+    say("done", 1.0)
+    return BatchSummary(len(members), len(table), round(time.perf_counter() - t, 2), str(out), "local")
+
+
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def _worker_model(name: str):
+    """The model an executor serves: loaded once per Python worker from the folder Spark shipped to it."""
+    from pyspark import SparkFiles
+
+    from ..pipeline import Recommender
+
+    if name not in _WORKER_MODELS:
+        _WORKER_MODELS[name] = Recommender.load(SparkFiles.get(name))
+    return _WORKER_MODELS[name]
+
+
+def _serve_partition(name: str, k: int, context: dict[str, Any] | None):
+    def serve(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = _worker_model(name)
+        for batch in batches:
+            ids = batch["member"].astype(str).tolist()
+            if ids:
+                yield as_list_table(model.recommend(ids, k=k, context=context))
+    return serve
+
+
+def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[str, Any] | None = None,
+                partitions: int | None = None, members: list[str] | None = None):
+    """The batch table as a Spark DataFrame (lazy): members spread over `partitions` (default: the session's
+    parallelism), each partition served by the shipped model."""
+    from ..pipeline import Recommender
+
+    folder = Path(artifacts).resolve()
+    if members is None:
+        members = _members(Recommender.load(folder))
+    name = folder.name
+    spark.sparkContext.addFile(str(folder), recursive=True)
+    ids = spark.createDataFrame(pd.DataFrame({"member": pd.Series(members, dtype=str)}), "member string")
+    ids = ids.repartition(partitions or spark.sparkContext.defaultParallelism)
+    return ids.mapInPandas(_serve_partition(name, int(k), context), LIST_SCHEMA)
+
+
+def batch_spark(spark, artifacts: str | os.PathLike, out: str | os.PathLike, k: int = 10,
+                context: dict[str, Any] | None = None, partitions: int | None = None,
+                progress: Progress | None = None) -> BatchSummary:
+    """Every member's top k on Spark, written as a Parquet folder at `out` (replaced only once it is whole)."""
+    from ..pipeline import Recommender
+
+    say = progress or (lambda message, fraction: None)
+    t = time.perf_counter()
+    say("loading the model's member list", 0.0)
+    members = _members(Recommender.load(artifacts))
+    say(f"serving {len(members):,} members on {spark.sparkContext.master}", 0.1)
+    lists = spark_lists(spark, artifacts, k, context, partitions, members)
+    if "://" in str(out):  # a cluster filesystem (hdfs://, s3a://): Spark's output committer publishes the folder
+        lists.write.mode("overwrite").parquet(str(out))
+    else:
+        tmp = _tmp_beside(Path(out))
+        lists.write.parquet(str(tmp))
+        _replace_folder(tmp, Path(out))
+    rows = spark.read.parquet(str(out)).count()
+    say("done", 1.0)
+    return BatchSummary(len(members), rows, round(time.perf_counter() - t, 2), str(out), "spark")

@@ -21,7 +21,7 @@ from .artifacts import MANIFEST, read_component, write_component
 from .data.errors import DataError
 from .errors import ArtifactError
 
-__all__ = ["save_recommender", "load_recommender", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_recommender", "load_recommender", "saved_member_ids", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "recsys.recommender"
 FORMAT_VERSION = 2
@@ -62,6 +62,20 @@ def save_recommender(model, path: str | os.PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def saved_member_ids(path: str | os.PathLike) -> list[str]:
+    """The members a saved Recommender knows, read from its checked data copy without loading the models (a batch
+    driver needs only these; the executors load the rest)."""
+    import io
+
+    import pandas as pd
+
+    component = read_component(path, FORMAT, FORMAT_VERSION).verify()
+    name = f"{DATA}/users.parquet"
+    if not component.has(name):
+        raise ArtifactError("the model's data copy has no users table", file=str(component.folder / name))
+    return pd.read_parquet(io.BytesIO(component.read(name)), columns=["user_id"])["user_id"].astype(str).tolist()
 
 
 def load_recommender(cls, path: str | os.PathLike):

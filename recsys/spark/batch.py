@@ -126,12 +126,13 @@ def _serve_partition(name: str, k: int, context: dict[str, Any] | None):
 def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[str, Any] | None = None,
                 partitions: int | None = None, members: list[str] | None = None):
     """The batch table as a Spark DataFrame (lazy): members spread over `partitions` (default: the session's
-    parallelism), each partition served by the shipped model."""
-    from ..pipeline import Recommender
+    parallelism), each partition served by the shipped model (one model folder name per session: Spark ships
+    files by name)."""
+    from ..persistence import saved_member_ids
 
     folder = Path(artifacts).resolve()
     if members is None:
-        members = _members(Recommender.load(folder))
+        members = saved_member_ids(folder)
     name = folder.name
     spark.sparkContext.addFile(str(folder), recursive=True)
     ids = spark.createDataFrame(pd.DataFrame({"member": pd.Series(members, dtype=str)}), "member string")
@@ -143,12 +144,12 @@ def batch_spark(spark, artifacts: str | os.PathLike, out: str | os.PathLike, k: 
                 context: dict[str, Any] | None = None, partitions: int | None = None,
                 progress: Progress | None = None) -> BatchSummary:
     """Every member's top k on Spark, written as a Parquet folder at `out` (replaced only once it is whole)."""
-    from ..pipeline import Recommender
+    from ..persistence import saved_member_ids
 
     say = progress or (lambda message, fraction: None)
     t = time.perf_counter()
-    say("loading the model's member list", 0.0)
-    members = _members(Recommender.load(artifacts))
+    say("checking the model and reading its members", 0.0)
+    members = saved_member_ids(artifacts)
     say(f"serving {len(members):,} members on {spark.sparkContext.master}", 0.1)
     lists = spark_lists(spark, artifacts, k, context, partitions, members)
     if "://" in str(out):  # a cluster filesystem (hdfs://, s3a://): Spark's output committer publishes the folder

@@ -115,3 +115,14 @@ def test_a_missing_java_names_the_debian_package(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(SparkUnavailable, match="apt-get install openjdk-17-jre-headless"):
         check_spark()
+
+
+def test_a_damaged_model_is_named_on_the_driver_before_any_spark_job(spark, handmade_model, tmp_path):
+    from recsys.errors import ArtifactError
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(handmade_model, broken)
+    (broken / "data" / "users.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ArtifactError, match="checksum") as info:
+        batch_spark(spark, broken, tmp_path / "out", k=5)
+    assert "users.parquet" in str(info.value) and not (tmp_path / "out").exists()

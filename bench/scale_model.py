@@ -313,6 +313,7 @@ def render(m: dict[str, Any], results: dict[str, Any], results_path: str, comman
         "(the compute table above is the fleet size), while the item-side models are small enough to be "
         "copied to every serving node.",
         "",
+    ] + _spark_batch(m) + [
         "## GPU",
         "",
         "No GPU machine was lent to the session that wrote this page, so every figure is CPU-only. The deep "
@@ -323,6 +324,37 @@ def render(m: dict[str, Any], results: dict[str, Any], results_path: str, comman
         "",
     ]
     return "\n".join(lines)
+
+
+def _spark_batch(m: dict[str, Any]) -> list[str]:
+    """The measured Spark batch runs (bench/spark_batch.py) and the executor cores every member's lists need."""
+    runs = []
+    for path in sorted(Path("bench/results").glob("spark_batch_*.json")):
+        data = json.loads(path.read_text())
+        local, spark = (next(r for r in data["runs"] if r["engine"] == e) for e in ("local", "spark"))
+        runs.append((path.name, data, local, spark))
+    if not runs:
+        return []
+    lines = ["## Every member's lists on Spark", "",
+             "Measured by `.venv/bin/python bench/spark_batch.py --artifacts DIR` (one process against "
+             f"`{runs[0][1]['master']}` on {runs[0][1]['cores']} cores, the same model; both tables equal row for row):",
+             "", "| run | members | one process, warm: members/s per core | Spark, warm: members/s per core | ratio "
+             "| Spark start-up | driver peak, one process | driver peak, Spark |", "|---|---|---|---|---|---|---|---|"]
+    for name, data, local, spark in runs:
+        lines.append(f"| `{name}` | {local['members']:,} | {local['warm_members_per_s_per_core']:,.0f} | "
+                     f"{spark['warm_members_per_s_per_core']:,.0f} | {data['local_over_spark_per_core_warm']:.2f}x | "
+                     f"{spark['batch_s'] - spark['warm_s']:.0f} s | {local['driver_peak_rss_mb']:,.0f} MB | "
+                     f"{spark['driver_peak_rss_mb']:,.0f} MB |")
+    largest = max(runs, key=lambda r: r[2]["members"])
+    rate = largest[3]["warm_members_per_s_per_core"]
+    members = m["members"]
+    hours = members / rate / 3600
+    lines += ["", f"Every member's list once a day at the scope's {members / 1e6:,.0f}M members, at the largest run's "
+              f"warm Spark rate ({rate:,.0f} members/s per core): {hours:,.0f} executor core-hours, "
+              f"{hours / 24:,.1f} cores busy all day (or {hours:,.0f} cores for an hour). The driver holds only "
+              "the member list; each executor loads the model once per Python worker (the start-up above). "
+              "The ranker's training table does not run on Spark yet.", ""]
+    return lines
 
 
 _MEMBER_SIDE = {

@@ -10,6 +10,7 @@ from recsys.ui.experiments import PIPELINE, PREVIOUS, pilot_key, run_ab_pilot, r
 from recsys.ui.links import copy_link, publish, restore
 from recsys.ui.charts import (AB_METRIC_LABELS, ab_arm_metric, ab_daily, ab_lifts, estimate_vs_simulated_chart,
                               offline_vs_online_chart)
+from recsys.ui.sources import plain, spec_label
 
 st.title("A/B test (simulated)")
 POLICIES = ["popularity", PIPELINE, PREVIOUS] + [p for p in POLICY_NAMES if p != "popularity"]  # the usual control first
@@ -55,7 +56,7 @@ try:
     world = simulated_world(spec)
     dataset = load_cached_dataset(spec)
 except (DataError, ValueError, OSError) as err:
-    st.error(f"The data {spec!r} cannot be loaded: {err}")
+    st.error(f"The data {spec_label(spec)} cannot be loaded: {plain(err)}")
     st.stop()
 if world is None:
     st.info("A/B tests need the simulated world's behaviour model: pick the sample data (or a folder written "

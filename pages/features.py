@@ -7,6 +7,7 @@ from recsys.data import DataError
 from recsys.labels import LabelConfig
 from recsys.ui import load_cached_dataset, training_table
 from recsys.ui.charts import class_balance, feature_distribution, watch_fraction_histogram, weight_histogram
+from recsys.ui.sources import plain, spec_label
 
 st.title("Features and training data")
 spec = st.session_state.get("data_spec", "sample")
@@ -14,7 +15,7 @@ try:
     dataset = load_cached_dataset(spec)
     table = training_table(spec)
 except DataError as err:
-    st.error(f"Could not build the training data for {spec!r}.\n\n{err}")
+    st.error(f"Could not build the training data for {spec_label(spec)}.\n\n{plain(err, 600)}")
     st.stop()
 
 labels = LabelConfig()

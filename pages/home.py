@@ -8,7 +8,7 @@ from recsys.ui import dataset_summary, load_cached_dataset
 from recsys.ui.charts import activity_over_time, genre_counts, label_balance
 from recsys.ui.models import manifest_of, model_with_progress, saved_manifest
 from recsys.ui.data_root import ROOT_ENV
-from recsys.ui.links import restore
+from recsys.ui.links import publish, restore
 from recsys.ui.sources import MAX_UPLOAD_ROWS, data_root, describe_error, save_uploads, spec_label
 
 st.title("recsys: what should each member watch next?")
@@ -94,6 +94,7 @@ except DataError as err:
         st.rerun()
     st.stop()
 
+publish("home", {})  # the address bar names the data in use
 st.subheader(f"Dataset: {summary['name']}")
 cols = st.columns(5)
 cols[0].metric("Members", f"{summary['users']:,}")

@@ -14,7 +14,7 @@ from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.links import copy_link, publish, restore
 from recsys.ui.models import cached_curves, compute_curves
-from recsys.ui.sources import describe_error, spec_label
+from recsys.ui.sources import describe_error, plain, spec_label
 
 st.title("Offline evaluation")
 CURVE_METRICS = ["ndcg", "recall", "precision", "map"]
@@ -58,7 +58,7 @@ with st.expander("Run a fresh evaluation", expanded=not path.exists()):
                 min(1.0, fraction), text=message), off_policy=estimate)
             st.success(f"Report written to {written}")
         except (DataError, ValueError) as err:
-            st.error(f"The evaluation could not run on {spec!r}.\n\n{err}")
+            st.error(f"The evaluation could not run on {spec_label(spec)}.\n\n{plain(err, 600)}")
 
 
 def show_report() -> None:

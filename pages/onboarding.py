@@ -4,6 +4,7 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_cached_dataset, onboarding_model
+from recsys.ui.sources import plain, spec_label
 
 st.title("Welcome! What do you like to watch?")
 st.caption("Cold start: no viewing history at all. Titles are matched on genres, languages, titles you "
@@ -14,7 +15,7 @@ try:
     dataset = load_cached_dataset(spec)
     model = onboarding_model(spec)
 except DataError as err:
-    st.error(f"Could not prepare onboarding for {spec!r}.\n\n{err}")
+    st.error(f"Could not prepare onboarding for {spec_label(spec)}.\n\n{plain(err, 600)}")
     st.stop()
 
 items = dataset.items

@@ -12,7 +12,7 @@ from recsys.ui.compare import compare_lists, overlap_summary, variant_config, va
 from recsys.ui.links import copy_link, publish, restore
 from recsys.ui.models import model_with_progress
 from recsys.ui.oracle import beside_the_oracle
-from recsys.ui.sources import describe_error, spec_label
+from recsys.ui.sources import describe_error, plain, spec_label
 from recsys.ui.charts import contributions, member_genre_histogram, watch_timeline
 
 st.title("Recommendation inspector")
@@ -44,7 +44,7 @@ users = dataset.users["user_id"].tolist()
 if st.session_state.get("inspector_user") not in set(users):  # first visit, a link's unknown member, new data
     asked = st.session_state.get("inspector_user")
     if asked is not None and st.session_state.get("_asked_user") != asked:
-        problems.append(f"Member {asked!r} is not in {spec_label(spec)}; showing {users[0]} instead.")
+        problems.append(f"Member {plain(repr(asked), 80)} is not in {spec_label(spec)}; showing {users[0]} instead.")
         st.session_state["_asked_user"] = asked
     st.session_state["inspector_user"] = users[0]
 for problem in problems:
@@ -63,6 +63,9 @@ day = d1.date_input("Date", key="context_date")
 hour = d2.slider("Hour of day", 0, 23, key="context_hour")
 devices = sorted(dataset.events["device"].dropna().unique()) if dataset.has("events", "device") else []
 if st.session_state.get("context_device") not in devices:
+    if st.session_state.get("context_device") is not None and devices:
+        st.warning(f"Device {plain(repr(st.session_state['context_device']), 40)} is not in this data; "
+                   f"one of {', '.join(devices)}.")
     st.session_state.pop("context_device", None)
     if devices:
         st.session_state["context_device"] = "tv" if "tv" in devices else devices[0]
@@ -71,7 +74,8 @@ now = pd.Timestamp(day) + pd.Timedelta(hours=hour)
 context = {"now": now, "device": device}
 choices = [NONE, *variants(model.config)]
 if st.session_state.get("compare_with", NONE) not in choices:
-    st.warning(f"The link's pipeline {st.session_state['compare_with']!r} is not offered for this model.")
+    st.warning(f"The pipeline {plain(repr(st.session_state['compare_with']), 80)} is not offered beside this "
+               "model; showing none.")
     st.session_state["compare_with"] = NONE
 compare_with = st.session_state.get("compare_with", NONE)
 link = publish("recommendations", {"member": user, "date": day.isoformat(), "hour": hour, "device": device,

@@ -76,6 +76,9 @@ def test_missing_folders_and_unknown_kinds_say_what_is_there(tree):
     assert "unknown data source" in _refused(root, "json:ml")
     assert "unknown data source" in _refused(root, str(root.path / "ml"))  # a bare path: which kind?
     assert "no folder given" in _refused(root, "csv:")
+    assert "not a folder name" in _refused(root, "csv:ml\x00")
+    (root.path / ".hidden" / "inner").mkdir(parents=True)
+    assert not any(f.startswith(".hidden") for f in root.folders())
 
 
 def test_uploads_are_reachable_by_their_id_only(tree):

@@ -8,6 +8,7 @@ partitioning never changes a list; the tests check it against `recommend` after 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -60,14 +61,30 @@ def _members(model) -> list[str]:
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the finished folder `tmp` to `out` (a previous table there is replaced only once the new one is whole)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        out.rename(old)
+    """Publish the finished folder `tmp` at `out`: a reader sees the old table or the new one (two renames; the old
+    table is put back if the second fails)."""
+    if not out.exists():
         tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    out.rename(old)
+    try:
         tmp.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish(out: Path, write: Callable[[Path], None]) -> None:
+    """Let `write` fill a fresh folder beside `out`, then publish it; nothing is left behind if it fails."""
+    tmp = _tmp_beside(out)
+    try:
+        write(tmp)
+        _replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _tmp_beside(out: Path) -> Path:
@@ -90,16 +107,19 @@ def batch_local(artifacts: str | os.PathLike, out: str | os.PathLike, k: int = 1
         say(f"members {start:,} to {min(start + chunk, len(members)):,} of {len(members):,}", start / max(len(members), 1))
         parts.append(as_list_table(model.recommend(members[start:start + chunk], k=k, context=context)))
     table = pd.concat(parts, ignore_index=True) if parts else as_list_table(model.recommend([], k=k))
-    out = Path(out)
-    tmp = _tmp_beside(out)
-    tmp.mkdir()
-    table.to_parquet(tmp / _PART, index=False)
-    _replace_folder(tmp, out)
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir()
+        table.to_parquet(tmp / _PART, index=False)
+
+    _publish(Path(out), write)
     say("done", 1.0)
     return BatchSummary(len(members), len(table), round(time.perf_counter() - t, 2), str(out), "local")
 
 
 _WORKER_MODELS: dict[str, Any] = {}
+#: Per Spark context, the model folders shipped to its executors: name -> the manifest's SHA-256.
+_SHIPPED: dict[int, dict[str, str]] = {}
 
 
 def _worker_model(name: str):
@@ -134,6 +154,12 @@ def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[
     if members is None:
         members = saved_member_ids(folder)
     name = folder.name
+    manifest = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    shipped = _SHIPPED.setdefault(id(spark.sparkContext), {})
+    if shipped.setdefault(name, manifest) != manifest:
+        raise ValueError(f"a model folder named {name!r} with other contents was already shipped in this Spark "
+                         "session (Spark ships files by name, once): save the new model under another folder name, "
+                         "or start a new session")
     spark.sparkContext.addFile(str(folder), recursive=True)
     ids = spark.createDataFrame(pd.DataFrame({"member": pd.Series(members, dtype=str)}), "member string")
     ids = ids.repartition(partitions or spark.sparkContext.defaultParallelism)
@@ -152,12 +178,13 @@ def batch_spark(spark, artifacts: str | os.PathLike, out: str | os.PathLike, k: 
     members = saved_member_ids(artifacts)
     say(f"serving {len(members):,} members on {spark.sparkContext.master}", 0.1)
     lists = spark_lists(spark, artifacts, k, context, partitions, members)
-    if "://" in str(out):  # a cluster filesystem (hdfs://, s3a://): Spark's output committer publishes the folder
+    if "://" in str(out):  # storage the executors share (hdfs://, s3a://, file:///shared): Spark's committer publishes
         lists.write.mode("overwrite").parquet(str(out))
+    elif not spark.sparkContext.master.startswith("local"):
+        raise ValueError(f"{out} is a path on this machine, which executors on {spark.sparkContext.master} cannot "
+                         "write: give a URI on storage they share (file:///shared/..., hdfs://..., s3a://...)")
     else:
-        tmp = _tmp_beside(Path(out))
-        lists.write.parquet(str(tmp))
-        _replace_folder(tmp, Path(out))
+        _publish(Path(out), lambda tmp: lists.write.parquet(tmp.resolve().as_uri()))
     rows = spark.read.parquet(str(out)).count()
     say("done", 1.0)
     return BatchSummary(len(members), rows, round(time.perf_counter() - t, 2), str(out), "spark")

@@ -24,7 +24,7 @@ def _per_member(k: int):
                              "rank": lists["rank"].astype(int)})
         rel = pd.DataFrame({"user_id": truth["member"].astype(str), "item_id": truth["title"].astype(str)})
         if "grade" in truth:
-            rel["grade"] = truth["grade"].astype(float)
+            rel[m.GAIN] = truth["grade"].astype(float)
         values = {"precision": m.precision_by_user(recs, rel, k), "recall": m.recall_by_user(recs, rel, k),
                   "average_precision": m.average_precision_by_user(recs, rel, k),
                   "average_recall": m.average_recall_by_user(recs, rel, k), "ndcg": m.ndcg_by_user(recs, rel, k),

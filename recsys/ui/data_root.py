@@ -17,6 +17,8 @@ __all__ = ["DataRoot", "ROOT_ENV", "FOLDER_KINDS"]
 ROOT_ENV = "RECSYS_DATA_ROOT"
 #: The data-spec kinds that read a folder.
 FOLDER_KINDS = ("movielens", "csv", "parquet")
+#: How deep a chosen folder is checked for links leading out: the loaders read no deeper.
+LINK_DEPTH = 2
 _UPLOAD = re.compile(r"upload-([0-9a-f]{16})")
 _PROJECT = Path(__file__).resolve().parents[2]
 
@@ -51,8 +53,14 @@ class DataRoot:
         raw = (typed or "").strip()
         if not raw:
             raise DataError("no folder given", hint=f"type a folder under the data root {self.label}, e.g. ml-100k")
+        if "\0" in raw or len(raw) > 4096:
+            raise DataError("that is not a folder name", hint=f"type a folder under the data root {self.label}")
         candidate = Path(raw)
-        resolved = (candidate if candidate.is_absolute() else self.path / candidate).resolve()
+        try:
+            resolved = (candidate if candidate.is_absolute() else self.path / candidate).resolve()
+        except (OSError, ValueError, RuntimeError):  # a symlink loop, a name the filesystem refuses
+            raise DataError("that folder cannot be read", hint=f"type a folder under the data root {self.label}") \
+                from None
         if not _inside(resolved, self.path):
             raise DataError(f"{raw!r} is outside the data root: the app reads only folders under {self.label}",
                             hint=f"put the data under {self.label} (or start the app with {ROOT_ENV} set to its "
@@ -73,8 +81,8 @@ class DataRoot:
         kind = kind.strip().lower()
         if colon and kind == "upload":
             match = _UPLOAD.fullmatch("upload-" + rest.strip())
-            folder = self.uploads / f"upload-{rest.strip()}"
-            if match is None or not folder.is_dir():
+            folder = self.uploads / f"upload-{match.group(1)}" if match is not None else None
+            if folder is None or not folder.is_dir():
                 raise DataError("those uploaded files are not on this server (uploads are kept per server)",
                                 hint="upload the files again on the Home page")
             fmt = "parquet" if any(folder.glob("*.parquet")) else "csv"
@@ -101,20 +109,26 @@ class DataRoot:
         return f"{kind}:{resolved.relative_to(self.path).as_posix() or '.'}"
 
     def folders(self, limit: int = 50) -> list[str]:
-        """Folders under the root (two levels deep, hidden ones and links leading out left out), relative."""
+        """Folders under the root (two levels deep; hidden ones, the upload folder and links leading out left
+        out: uploads are reached by their id only), relative."""
         if not self.path.is_dir():
             return []
         found: list[str] = []
         for level in (self.path.glob("*"), self.path.glob("*/*")):
             for p in sorted(level):
-                if p.name.startswith(".") or not p.is_dir() or not _inside(p.resolve(), self.path):
+                rel = p.relative_to(self.path)
+                if any(part.startswith(".") for part in rel.parts) or not p.is_dir():
+                    continue
+                resolved = p.resolve()
+                if not _inside(resolved, self.path) or _inside(resolved, self.uploads):
                     continue
                 found.append(p.relative_to(self.path).as_posix())
         return sorted(found)[:limit]
 
     def _no_links_out(self, folder: Path) -> None:
-        """Refuse a folder holding (one level down too: MovieLens releases nest) a link that leads out."""
-        for level in (folder.glob("*"), folder.glob("*/*")):
+        """Refuse a folder holding a link that leads out, down to `LINK_DEPTH` levels: as deep as the loaders read
+        (a MovieLens release nests one folder down; table files and world.json sit in the folder)."""
+        for level in (folder.glob("/".join(["*"] * depth)) for depth in range(1, LINK_DEPTH + 1)):
             for p in level:
                 if p.is_symlink() and not _inside(p.resolve(), self.path):
                     raise DataError(f"{self._shown(p)!r} is a link leading outside the data root {self.label}",

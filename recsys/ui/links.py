@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from ..data import DataError
-from .sources import data_root, describe_error
+from .sources import data_root, describe_error, plain
 
 __all__ = ["DATA", "Field", "restore", "publish", "copy_link"]
 
@@ -29,11 +29,11 @@ def restore(page: str, fields: dict[str, Field]) -> list[str]:
 
     Only the first run: every rerun carries the browser's query string, which can lag the page's last update
     under load, and restoring it then would undo what the visitor just picked."""
-    seen = st.session_state.setdefault(_SEEN, {})
+    seen = st.session_state.setdefault(_SEEN, set())
     if page in seen:
         return []
+    seen.add(page)
     params = st.query_params.to_dict()
-    seen[page] = params
     if not params:
         return []
     problems = []
@@ -55,7 +55,7 @@ def restore(page: str, fields: dict[str, Field]) -> list[str]:
         try:
             st.session_state[key] = parse(params[name])
         except (ValueError, TypeError) as err:
-            problems.append(f"The link's {name} {params[name]!r} cannot be used ({err}).")
+            problems.append(f"The link's {name} {plain(repr(params[name]), 80)} cannot be used ({plain(err)}).")
     return problems
 
 
@@ -69,7 +69,7 @@ def publish(page: str, values: dict[str, Any]) -> str | None:
     params = {DATA: key, **{k: str(v) for k, v in values.items() if v is not None}}
     if st.query_params.to_dict() != params:  # what the browser's URL says: sent again until it has it
         st.query_params.from_dict(params)
-    st.session_state.setdefault(_SEEN, {})[page] = params
+    st.session_state.setdefault(_SEEN, set()).add(page)
     base = st.context.url or ""
     return f"{base}?{urlencode(params)}"
 

@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic import atomic_write_bytes
 from ..data import DataError
 from ..data.loaders import TABLES
 from .data_root import DataRoot
 
-__all__ = ["save_uploads", "describe_error", "spec_label", "data_root", "MAX_UPLOAD_ROWS", "MAX_ROWS_ENV"]
+__all__ = ["save_uploads", "describe_error", "spec_label", "data_root", "plain", "MAX_UPLOAD_ROWS", "MAX_ROWS_ENV"]
 
 #: Rows per uploaded file the app takes (`$RECSYS_MAX_UPLOAD_ROWS` overrides); larger data goes under the data
 #: root or through the command line. Streamlit's `server.maxUploadSize` (.streamlit/config.toml) caps the bytes.
@@ -112,30 +113,49 @@ def save_uploads(files: Iterable[tuple[str, bytes]], root: Path) -> tuple[str, d
         gz = name.lower().endswith(".gz")
         target = folder / f"{table}.{fmt}{'.gz' if gz else ''}"
         if not target.exists() or target.read_bytes() != content:
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(content)
-            tmp.replace(target)
+            atomic_write_bytes(target, content)
         names[str(target)] = name
     return f"{fmt}:{folder}", names
 
 
+def plain(text: object, limit: int = 300) -> str:
+    """`text` shown literally in Markdown: what could make a link, an image, HTML or code escaped, and capped
+    (messages echo what a visitor typed or a link carried)."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[:limit] + "…"
+    return "".join("\\" + c if c in "\\`[]()!<>" else c for c in value)
+
+
+def _file_shown(file: str, names: dict[str, str]) -> str:
+    """An error's file by its uploaded name, else relative to the data root, else its name alone."""
+    if file in names:
+        return names[file]
+    for stored, uploaded in names.items():
+        if file.startswith(stored):
+            return uploaded
+    try:
+        return data_root().key(f"csv:{file}").split(":", 1)[1]
+    except DataError:
+        return Path(file).name
+
+
 def describe_error(err: DataError, names: dict[str, str] | None = None) -> str:
-    """Markdown for a DataError: which file (by its uploaded name), which column, what is wrong, bad rows."""
+    """Markdown for a DataError: which file (by its uploaded name), which column, what is wrong, bad rows; every
+    part shown literally."""
     names = names or {}
-    file = err.file
-    if file:
-        file = names.get(file, next((v for k, v in names.items() if file.startswith(k)), file))
     lines = []
     where = []
-    if file:
-        where.append(f"file **{Path(file).name if file in names.values() else file}**")
+    if err.file:
+        where.append(f"file **{plain(_file_shown(err.file, names))}**")
     if err.column:
-        where.append(f"column **{err.column}**")
-    lines.append((", ".join(where) + ": " if where else "") + err.problem)
+        where.append(f"column **{plain(err.column)}**")
+    lines.append((", ".join(where) + ": " if where else "") + plain(err.problem, 600))
     if err.examples:
-        lines.append("\n\nExamples of bad rows:\n" + "\n".join(f"- `{e}`" for e in err.examples))
+        lines.append("\n\nExamples of bad rows:\n" + "\n".join(f"- `{str(e).replace('`', chr(39))[:300]}`"
+                                                              for e in err.examples))
     if err.hint:
-        lines.append(f"\n\nHint: {err.hint}")
+        lines.append(f"\n\nHint: {plain(err.hint, 600)}")
     return "".join(lines)
 
 
@@ -144,10 +164,11 @@ def spec_label(spec: str) -> str:
     if spec == "sample":
         return "the shipped sample"
     kind, _, path = spec.partition(":")
-    if "upload-" in path:
-        return f"uploaded {kind.upper()} files ({Path(path).name})"
     root = data_root()
     try:
-        return f"{kind} folder {root.key(spec).split(':', 1)[1]} (under {root.label})"
+        key = root.key(spec)
     except DataError:
-        return f"{kind} folder {path}"
+        return f"{kind} folder {Path(path).name}"
+    if key.startswith("upload:"):
+        return f"uploaded {kind.upper()} files ({Path(path).name})"
+    return f"{kind} folder {key.split(':', 1)[1]} (under {root.label})"

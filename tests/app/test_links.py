@@ -40,9 +40,12 @@ def test_a_link_restores_the_member_view_and_the_page_keeps_its_url():
 
 def test_a_bad_link_is_a_warning_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_DATA_ROOT", str(tmp_path))
-    at = _inspector(data="csv:../../etc", member="nobody", hour="31", compare="no such pipeline")
+    at = _inspector(data="csv:../../etc", member="[click](http://evil.example)", hour="31",
+                    compare="no such pipeline")
     assert not at.exception
     text = " ".join(w.value for w in at.warning)
+    assert "\\[click\\]\\(http://evil.example\\)" in text  # shown literally, not as a link
+    text = text.replace("\\", "").replace("[click](http://evil.example)", "nobody")
     assert "outside the data root" in text and "hour" in text and "'nobody' is not in" in text
     assert "no such pipeline" in text
     members = at.selectbox(key="inspector_user").options
@@ -99,3 +102,12 @@ def test_a_metrics_link_restores_the_metric_and_the_rankers(tmp_path):
     assert at.query_params["rankers"] == "logistic,deep"  # written back in the registry's order
     at.multiselect(key="curve_rankers").set_value(["forest"]).run()
     assert at.query_params["rankers"] == "forest" and "rankers=forest" in at.code[0].value
+
+
+def test_a_null_byte_or_a_loop_in_a_link_is_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_ROOT", str(tmp_path))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for data in ("csv:\x00x", "csv:loop/x"):
+        at = _inspector(data=data)
+        assert not at.exception, data
+        assert any("cannot be used" in w.value for w in at.warning), data

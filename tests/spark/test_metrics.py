@@ -43,12 +43,14 @@ def test_random_lists_match_the_single_process_metrics(spark, seed):
                          columns=["member", "title", "grade"])
     got = list_metrics(spark.createDataFrame(lists).repartition(5), spark.createDataFrame(truth), k=10)
     recs = lists.rename(columns={"member": "user_id", "title": "item_id"})
-    rel = truth.rename(columns={"member": "user_id", "title": "item_id"})
+    rel = truth.rename(columns={"member": "user_id", "title": "item_id", "grade": m.GAIN})
+    binary = m.ndcg_by_user(recs, rel.drop(columns=m.GAIN), 10).mean()
     want = {"precision": m.precision_by_user(recs, rel, 10).mean(), "recall": m.recall_by_user(recs, rel, 10).mean(),
             "average_precision": m.average_precision_by_user(recs, rel, 10).mean(),
             "average_recall": m.average_recall_by_user(recs, rel, 10).mean(),
             "ndcg": m.ndcg_by_user(recs, rel, 10).mean(), "hit_rate": m.hit_rate_by_user(recs, rel, 10).mean()}
     assert got["members"] == 100
+    assert abs(got["ndcg"] - binary) > 1e-3  # the grades count: graded NDCG is not the binary one
     for name, value in want.items():
         assert got[name] == pytest.approx(value, abs=1e-9), name
     assert got["f1"] == pytest.approx(m.f1_from_map_mar(want["average_precision"], want["average_recall"]), abs=1e-9)

@@ -43,7 +43,7 @@ from .training_table import (
 )
 
 __all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "watch_minutes", "ArtifactError", "Inspection", "Prepared", "make_generator",
-           "make_ranker", "tuned_source_params", "TRAINING_ROWS", "SMALL_CALL"]
+           "make_ranker", "tuned_source_params", "learned_quotas", "tunes", "TRAINING_ROWS", "SMALL_CALL"]
 
 TRAINING_ROWS = ("auto", "candidates", "holdout", "impressions")
 #: Features added with the online-quality work (exposure per genre, a holiday title's own season); the
@@ -95,7 +95,9 @@ class RecommenderConfig:
     source_params: per source, parameters that replace its defaults (e.g. {"ease": {"l2": 200}}).
     tune: "auto" (default) tunes EASE and ALS on a validation split of the training data when the
         data is explicit ratings (MovieLens-like; the defaults were tuned on the sample world),
-        "on" always, "off" never (see `recsys.tuning`). `source_params` win over tuning.
+        "on" always, "off" never (see `recsys.tuning`). `source_params` win over tuning. When tuning runs
+        and `quotas` is None, the blend's quotas are learned on the same validation split (`learned_quotas`:
+        recall@n_candidates under a ranker, NDCG@10 of the blend's order without one).
     """
 
     sources: tuple[str, ...] = ("popularity", "ease", "als", "content", "two_tower")
@@ -198,14 +200,48 @@ def tuned_source_params(config: RecommenderConfig, dataset: Dataset, progress: C
 
     params: dict[str, dict[str, Any]] = {}
     log: dict[str, Any] = {}
-    if config.tune == "on" or (config.tune == "auto" and dataset.feedback == "explicit"):
+    if tunes(config, dataset):
         todo = [s for s in config.sources if s not in config.source_params]
-        how = "holdout" if config.training_rows == "holdout" or dataset.feedback == "explicit" else "temporal"
+        how = validation_kind(config, dataset)
         params, log = tune_sources(dataset, todo, lambda name, p: make_generator(name, config.seed, p), how=how,
                                    holdout_ratio=config.holdout_ratio, window_days=config.ranker_window_days,
                                    seed=config.seed, progress=progress)
     params.update({k: dict(v) for k, v in config.source_params.items()})
     return params, log
+
+
+def tunes(config: RecommenderConfig, dataset: Dataset) -> bool:
+    """Whether `config` tunes its sources (and learns its blend quotas) on `dataset` (see `tune`)."""
+    return config.tune == "on" or (config.tune == "auto" and dataset.feedback == "explicit")
+
+
+def validation_kind(config: RecommenderConfig, dataset: Dataset) -> str:
+    """The validation split tuning uses: the per-user random one for holdout rows and rating data, else temporal."""
+    return "holdout" if config.training_rows == "holdout" or dataset.feedback == "explicit" else "temporal"
+
+
+def learned_quotas(config: RecommenderConfig, dataset: Dataset, params: dict[str, dict[str, Any]],
+                   objective: str, n: int, blend=None, progress: Callable[[str], None] | None = None
+                   ) -> tuple[dict[str, float] | None, dict[str, Any]]:
+    """The blend's quotas: `config.quotas` when given, or when nothing is tuned (then None: the defaults);
+    otherwise chosen on the tuning's validation split (`recsys.tuning.tune_quotas`) for `objective` over
+    `n` candidates, with the search's log. `blend`, when given, is the sources already fitted on that
+    split's visible part (the holdout rows' generators are); else they are fitted here."""
+    from .candidates import BlendGenerator
+    from .tuning import tune_quotas, validation_now, validation_split
+
+    if config.quotas is not None or len(config.sources) < 2 or not tunes(config, dataset):
+        return config.quotas, {}
+    how = validation_kind(config, dataset)
+    visible, truth = validation_split(dataset, how, config.holdout_ratio, config.ranker_window_days, config.seed)
+    if len(truth) == 0:
+        return None, {"skipped": "no hidden interactions to validate on"}
+    if blend is None:
+        gens = [make_generator(s, config.seed, params.get(s)).fit(visible) for s in config.sources]
+        blend = BlendGenerator(generators=tuple(gens), prefit=True).fit(visible)
+    quotas, log = tune_quotas(blend, truth, validation_now(dataset, visible, how), dataset.users, n=n,
+                              objective=objective, seed=config.seed, progress=progress)
+    return quotas, dict(log, split=how)
 
 
 def make_ranker(name: str, params: dict[str, Any], seed: int = 0):
@@ -268,6 +304,9 @@ class Recommender:
         t = time.perf_counter()
         say("tuning the collaborative sources", 0.01)
         self.source_params_, self.tuning_ = tuned_source_params(cfg, dataset, lambda m: say(m, 0.01))
+        self.quotas_ = cfg.quotas
+        if cfg.ranker is None or rows_from != "holdout":  # holdout rows learn them from their own generators
+            self._learn_quotas(dataset, say)
         timings["tuning"] = time.perf_counter() - t
         t = time.perf_counter()
         say("features: title attributes and synopsis embeddings", 0.02)
@@ -293,6 +332,19 @@ class Recommender:
         say("done", 1.0)
         return self
 
+    def _learn_quotas(self, dataset: Dataset, say: Progress, blend=None) -> None:
+        """Set `quotas_` (and log them in `tuning_`) when tuning runs: recall of the candidates under a ranker,
+        NDCG@10 of the blend's own order without one."""
+        cfg = self.config
+        objective = "recall" if cfg.ranker is not None else "ndcg"
+        quotas, log = learned_quotas(cfg, dataset, self.source_params_, objective, cfg.n_candidates, blend,
+                                     lambda m: say(m, 0.01))
+        self.quotas_ = quotas
+        if log:
+            self.tuning_ = dict(self.tuning_, quotas=log)
+        if blend is not None:
+            blend.quotas = quotas
+
     def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
                        timings: dict[str, float], rows_from: str) -> TrainingTable:
         """The ranker's training table (see `training_rows`), from generators fitted before each window."""
@@ -308,6 +360,10 @@ class Recommender:
             say("candidates without the hidden interactions", 0.1)
             early = self._generators(visible, say, 0.1, 0.4)
             timings["candidates_before_windows"] += time.perf_counter() - t
+            t = time.perf_counter()
+            # the tuning's validation split is this split (same ratio and seed): its generators serve both
+            self._learn_quotas(dataset, say, early)
+            timings["tuning"] = timings.get("tuning", 0.0) + time.perf_counter() - t
             t = time.perf_counter()
             tables.append(holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates,
                                         cfg.training, cfg.seed))
@@ -387,7 +443,8 @@ class Recommender:
         for k, name in enumerate(self.config.sources):
             say(f"candidate source {name}", lo + (hi - lo) * k / len(self.config.sources))
             gens.append(make_generator(name, self.config.seed, self.source_params_.get(name)).fit(dataset))
-        return BlendGenerator(generators=tuple(gens), quotas=self.config.quotas, prefit=True).fit(dataset)
+        return BlendGenerator(generators=tuple(gens), quotas=getattr(self, "quotas_", self.config.quotas),
+                              prefit=True).fit(dataset)
 
     def _serve_on(self, dataset: Dataset, history) -> None:
         """Set what serving reads: the data, its index, the re-ranker and the presentation tables."""

@@ -9,6 +9,11 @@ only and keeps the one with the best NDCG@k on the hidden part:
   `holdout_ratio` of each member's interactions hidden), the protocol the model will face;
 - "temporal": everything before the last `window_days` against the titles finished in them.
 
+`tune_quotas` then chooses the blend's quotas on the same split: a greedy coordinate search over
+each source's share, scored by recall@n of the hidden titles (the candidate stage under a ranker)
+or NDCG@k (the blend serving alone), started from the best of the default quotas and every source
+alone, so on validation the blend is never below its best member.
+
 Nothing outside the training data is seen, so tuning inside each evaluation fold keeps the
 evaluation honest.
 """
@@ -18,11 +23,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from .data.dataset import Dataset
 
-__all__ = ["TUNING_GRIDS", "tune_sources", "validation_split"]
+__all__ = ["TUNING_GRIDS", "QUOTA_SHARES", "QUOTA_OBJECTIVES", "tune_sources", "tune_quotas", "validation_split",
+           "validation_now"]
 
 #: The grid per source (every other parameter keeps its default; the first point is the default, which wins ties).
 #: Popularity's decay suits a temporal split (what is watched now), plain counting a per-user random split
@@ -34,6 +41,17 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
     "als": [{"factors": f, "regularization": r, "alpha": a}
             for f in (16, 64, 128) for r in (1.0, 10.0, 30.0, 100.0) for a in (1.0, 10.0)],
 }
+
+
+#: The shares a source's quota may take in the coordinate search (quotas are relative: scaling all changes nothing).
+QUOTA_SHARES: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: What quotas are chosen for: recall of the n candidates (a ranker orders them) or NDCG@k of the blend's own order.
+QUOTA_OBJECTIVES = ("recall", "ndcg")
+
+
+def validation_now(dataset: Dataset, visible: Dataset, how: str) -> pd.Timestamp:
+    """The moment validation lists are asked for: the cut of a temporal split, after the data for a holdout."""
+    return (visible.end if how == "temporal" else dataset.end) + pd.Timedelta(seconds=1)
 
 
 def validation_split(dataset: Dataset, how: str, holdout_ratio: float = 0.2, window_days: float = 14.0,
@@ -75,7 +93,7 @@ def tune_sources(dataset: Dataset, sources, make: Callable[[str, dict[str, Any]]
     members = sorted(pd.unique(truth["user_id"]))
     if not members:
         return {}, {"skipped": "no hidden interactions to validate on"}
-    now = visible.end + pd.Timedelta(seconds=1) if how == "temporal" else dataset.end + pd.Timedelta(seconds=1)
+    now = validation_now(dataset, visible, how)
     chosen: dict[str, dict[str, Any]] = {}
     log: dict[str, Any] = {"split": how, "members": len(members), "k": k, "sources": {}}
     for name in wanted:
@@ -92,3 +110,91 @@ def tune_sources(dataset: Dataset, sources, make: Callable[[str, dict[str, Any]]
                                 "seconds": round(time.perf_counter() - t, 2)}
     return chosen, log
 
+
+
+def tune_quotas(blend, truth: pd.DataFrame, now, users: pd.DataFrame | None = None, n: int = 200, k: int = 10,
+                objective: str = "recall", max_members: int | None = 2000, passes: int = 2, seed: int = 0,
+                progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """The quotas of `blend` (a BlendGenerator whose sources are fitted on a validation split's visible part)
+    that best find `truth` (the hidden (user_id, item_id) pairs), and a log of the search.
+
+    `objective` "recall": mean recall@n of the blend's n titles; "ndcg": NDCG@k of its first k of n (fused
+    order). Each source's top n is computed once per member; only the interleave is redone per trial. At most
+    `max_members` members (a seeded sample) are scored. Ties keep the earlier point, the default first.
+    """
+    from .candidates.base import member_chunk
+    from .candidates.blend import blend_arrays
+    from .evaluation.metrics import ndcg_by_user
+
+    if objective not in QUOTA_OBJECTIVES:
+        raise ValueError(f"objective must be one of {QUOTA_OBJECTIVES}, got {objective!r}")
+    say = progress or (lambda message: None)
+    t0 = time.perf_counter()
+    names = list(blend.source_names)
+    default = blend._quota_map()
+    members = np.asarray(sorted(pd.unique(truth["user_id"])), dtype=object)
+    if max_members is not None and len(members) > max_members:
+        members = np.sort(np.random.default_rng(seed).choice(members, size=max_members, replace=False))
+    if len(names) < 2 or len(members) == 0:
+        return dict(default), {"skipped": "one source or no hidden interactions"}
+    truth = truth[truth["user_id"].isin(set(members))].drop_duplicates(["user_id", "item_id"])
+    items = blend.item_ids_
+    n_items = len(items)
+    step = member_chunk(n_items)
+    chunks = []  # per chunk of members: the sources' lists, and the hidden cells
+    for lo in range(0, len(members), step):
+        ids = members[lo:lo + step]
+        part = truth[truth["user_id"].isin(set(ids))]
+        user = pd.Index(ids).get_indexer(part["user_id"])
+        item = items.get_indexer(part["item_id"])
+        known = item >= 0
+        chunks.append((ids, blend.source_lists(ids, n, now=now, users=users),
+                       np.unique(user[known] * n_items + item[known])))
+    relevant = truth.groupby("user_id").size().reindex(members).to_numpy(dtype=float)
+
+    def score(quotas: dict[str, float]) -> float:
+        hits = np.zeros(len(members))
+        frames = []
+        offset = 0
+        for ids, parts, cells in chunks:
+            member, item, _, rank, *_ = blend_arrays(parts, len(ids), n_items, [quotas[s] for s in names], n,
+                                                     blend.rrf_k)
+            if objective == "recall":
+                hits[offset:offset + len(ids)] = np.bincount(member[np.isin(member * n_items + item, cells)],
+                                                             minlength=len(ids))
+            else:
+                top = rank <= k
+                frames.append(pd.DataFrame({"user_id": ids[member[top]], "item_id": items.to_numpy()[item[top]],
+                                            "rank": rank[top]}))
+            offset += len(ids)
+        if objective == "recall":
+            return float(np.mean(hits / relevant))
+        recs = pd.concat(frames, ignore_index=True)
+        return float(ndcg_by_user(recs, truth, k, users=list(members), no_relevant="drop").mean())
+
+    tried: dict[tuple[float, ...], float] = {}
+
+    def value(quotas: dict[str, float]) -> float:
+        key = tuple(quotas[s] for s in names)
+        if key not in tried:
+            say(f"blend quotas {dict(zip(names, key))}")
+            tried[key] = score(quotas)
+        return tried[key]
+
+    alone = {s: value({t: float(t == s) for t in names}) for s in names}
+    starts = [dict(default)] + [{t: float(t == s) for t in names} for s in names]
+    best = max(starts, key=lambda q: (value(q), -starts.index(q)))
+    for _ in range(passes):
+        changed = False
+        for name in names:
+            for share in QUOTA_SHARES:
+                trial = dict(best, **{name: float(share)})
+                if any(trial.values()) and value(trial) > value(best):
+                    best, changed = trial, True
+        if not changed:
+            break
+    metric = f"recall@{n}" if objective == "recall" else f"ndcg@{k}"
+    log = {"objective": metric, "members": len(members), "chosen": dict(best), "score": value(best),
+           "default": {"quotas": dict(default), "score": value(default)}, "alone": alone, "points": len(tried),
+           "seconds": round(time.perf_counter() - t0, 2)}
+    return dict(best), log

@@ -341,6 +341,42 @@ def test_boosting_shap_values_add_up_and_early_stopping_stops():
     assert given.best_iteration_ < 300 and auc_score(given.predict_proba(TEST.features), TEST.label) > 0.9
 
 
+def _one_moment(table: TrainingTable) -> TrainingTable:
+    """The table with every row at one moment, as holdout rows are (no time cut can stop on them)."""
+    rows = table.features.rows.assign(timestamp=pd.Timestamp("2025-02-01"))
+    features = FeatureTable(rows=rows, frame=table.features.frame, sparse=table.features.sparse,
+                            feature_set=table.features.feature_set)
+    return TrainingTable(features, table.label, table.weight, {}, {}, (None, None))
+
+
+def test_boosting_stops_on_a_random_part_of_the_members_when_rows_share_one_moment():
+    from recsys.ranking.base import member_holdout
+
+    members = _one_moment(TRAIN).features.rows["user_id"].to_numpy()
+    train, valid = member_holdout(members, 0.1, seed=3)
+    assert not set(members[train]) & set(members[valid]) and len(set(members[valid])) == 6  # 10% of 60 members
+    assert np.array_equal(np.sort(np.r_[train, valid]), np.arange(len(members)))
+    again = member_holdout(members, 0.1, seed=3)
+    assert np.array_equal(again[1], valid)  # seeded
+    ranker = BoostingRanker(n_estimators=300, learning_rate=0.1, min_child_samples=10, n_jobs=1).fit(_one_moment(TRAIN))
+    assert 1 <= ranker.best_iteration_ < 300  # it stopped early (before: all 300 rounds, no stopping fold)
+    assert auc_score(ranker.predict_proba(TEST.features), TEST.label) > 0.9
+
+
+def test_boosting_lambdarank_orders_each_members_rows(tmp_path):
+    ranker = BoostingRanker(n_estimators=200, learning_rate=0.1, min_child_samples=10, n_jobs=1,
+                            objective="lambdarank").fit(_one_moment(TRAIN))
+    assert 1 <= ranker.best_iteration_ < 200
+    p = ranker.predict_proba(TEST.features)
+    assert ((p > 0) & (p < 1)).all() and auc_score(p, TEST.label) > 0.9  # a sigmoid of the ranking score
+    out = ranker.explain(TEST.features, 4, top=100)
+    assert out.attrs["units"] == "ranking score"
+    again = Ranker.load(ranker.save(tmp_path / "lambdarank"))
+    np.testing.assert_array_equal(again.predict_proba(TEST.features), p)
+    with pytest.raises(ValueError, match="objective"):
+        BoostingRanker(objective="poisson").fit(TRAIN)
+
+
 def test_boosting_refuses_a_tampered_model_text_with_a_valid_checksum(tmp_path):
     """LightGBM trusts its files (a bad child index reads out of bounds): the loader checks every tree."""
     import hashlib

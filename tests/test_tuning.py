@@ -108,3 +108,51 @@ def test_implicit_sample_defaults_are_not_retuned():
 
     params, log = tuned_source_params(RecommenderConfig(), load_dataset("sample"))
     assert params == {} and log == {}
+
+
+def _fitted_blend(data, sources=("popularity", "ease", "als")):
+    from recsys.candidates import BlendGenerator
+
+    visible, truth = validation_split(data, "holdout", holdout_ratio=0.2, seed=0)
+    gens = [make_generator(s, 0).fit(visible) for s in sources]
+    return BlendGenerator(generators=tuple(gens), prefit=True).fit(visible), truth, data.end + pd.Timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("objective", ["recall", "ndcg"])
+def test_learned_quotas_are_never_below_the_best_source_alone_nor_the_defaults(objective):
+    from recsys.evaluation.metrics import ndcg_by_user
+    from recsys.tuning import tune_quotas
+
+    data = _explicit()
+    blend, truth, now = _fitted_blend(data)
+    quotas, log = tune_quotas(blend, truth, now, data.users, n=10, k=5, objective=objective)
+    assert set(quotas) == {"popularity", "ease", "als"} and any(quotas.values())
+    assert log["score"] >= max(log["alone"].values()) and log["score"] >= log["default"]["score"]
+    assert log["alone"]["popularity"] < log["alone"]["ease"] - 0.2  # two taste groups: popularity cannot tell
+    assert quotas["popularity"] < max(quotas["ease"], quotas["als"])
+    # the logged score is the score of the blend served with those quotas
+    blend.quotas = quotas
+    recs = blend.recommend(sorted(truth["user_id"].unique()), n=10, now=now)
+    if objective == "ndcg":
+        again = float(ndcg_by_user(recs[recs["rank"] <= 5], truth, 5, no_relevant="drop").mean())
+    else:
+        hits = recs.merge(truth, on=["user_id", "item_id"]).groupby("user_id").size()
+        again = float((hits.reindex(truth["user_id"].unique()).fillna(0) / truth.groupby("user_id").size()).mean())
+    assert again == pytest.approx(log["score"])
+    with pytest.raises(ValueError, match="objective"):
+        tune_quotas(blend, truth, now, objective="precision")
+
+
+def test_the_pipeline_learns_quotas_only_when_it_tunes():
+    from recsys.pipeline import Recommender
+
+    data = _explicit()
+    small = {"sources": ("popularity", "ease", "als"), "ranker": None, "n_candidates": 10,
+             "source_params": {"als": {"factors": 4}, "ease": {"l2": 50.0}, "popularity": {}}}
+    tuned = Recommender(RecommenderConfig(**small)).fit(data)
+    log = tuned.tuning_["quotas"]
+    assert log["objective"] == "ndcg@10" and log["split"] == "holdout"  # no ranker: the blend's own order counts
+    assert tuned.generators_.quotas == log["chosen"] and log["score"] >= max(log["alone"].values())
+    assert Recommender(RecommenderConfig(**small, tune="off")).fit(data).generators_.quotas is None  # defaults
+    given = Recommender(RecommenderConfig(**small, quotas={"ease": 1.0, "als": 1.0, "popularity": 0.0})).fit(data)
+    assert given.generators_.quotas == {"ease": 1.0, "als": 1.0, "popularity": 0.0} and "quotas" not in given.tuning_

@@ -279,6 +279,17 @@ class BlendGenerator(CandidateGenerator):
         return CandidateBatch(member_ids, member, item, score, rank, src, bits, src_score, src_rank,
                               self.source_names, [r.raw for r in results])
 
+    def source_lists(self, member_ids: np.ndarray, n: int, exclude_seen: bool = True, now: Any = None,
+                     users: pd.DataFrame | None = None) -> list[RecommendationArrays]:
+        """Every source's own top-`n` for `member_ids` (positions in that order): what `blend_arrays` blends,
+        so quotas can be tried without scoring again (`recsys.tuning.tune_quotas`)."""
+        self._check_fitted()
+        if not self._aligned():
+            raise ValueError("the blend's sources were fitted on different catalogues")
+        member_ids = np.asarray(member_ids, dtype=object)
+        available = self.available_items(now)
+        return [g.select(g.batch(member_ids, users), int(n), exclude_seen, available).arrays for g in self.generators]
+
     def recommend(self, user_ids: Any, n: int = 100, exclude_seen: bool = True, now: Any = None,
                   users: pd.DataFrame | None = None) -> pd.DataFrame:
         """Blended top-n per user, with `sources`, `score_<source>` and `rank_<source>` columns."""

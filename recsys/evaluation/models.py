@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["model_names", "default_models", "build_policies", "online_specs"]
+__all__ = ["model_names", "default_models", "build_policies", "online_specs", "BlendPolicy"]
 
 BASELINES = ("random", "blend", "oracle")
 
@@ -50,7 +50,7 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
         elif name in SOURCES:
             policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows)
         elif name == "blend":
-            policies[name] = lambda: GeneratorPolicy(default_sources, seed, training_rows=rows)
+            policies[name] = lambda: BlendPolicy(default_sources, seed, training_rows=rows)
         elif name in RANKERS:
             policies[name] = lambda name=name: RecommenderPolicy(
                 RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)
@@ -63,6 +63,34 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
         else:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(model_names())}")
     return policies
+
+
+class BlendPolicy:
+    """The blend of several sources used alone, as `GeneratorPolicy` builds it, but with its quotas learned
+    for NDCG@k of its own order on the tuning's validation split when tuning runs (`learned_quotas`; lists of
+    `n`, what the evaluation asks for), so on validation it is never below its best member."""
+
+    def __init__(self, sources: tuple[str, ...], seed: int = 0, training_rows: str = "candidates",
+                 tune: str = "auto", n: int = 50) -> None:
+        self.sources, self.seed, self.training_rows, self.tune, self.n = sources, seed, training_rows, tune, n
+
+    def fit(self, train) -> "BlendPolicy":
+        from ..candidates import BlendGenerator
+        from ..pipeline import RecommenderConfig, learned_quotas, make_generator, tuned_source_params
+
+        config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
+                                   seed=self.seed)
+        self.source_params_, self.tuning_ = tuned_source_params(config, train)
+        self.quotas_, log = learned_quotas(config, train, self.source_params_, "ndcg", self.n)
+        if log:
+            self.tuning_ = dict(self.tuning_, quotas=log)
+        gens = [make_generator(s, self.seed, self.source_params_.get(s)).fit(train) for s in self.sources]
+        self.model_ = BlendGenerator(generators=tuple(gens), quotas=self.quotas_, prefit=True).fit(train)
+        return self
+
+    def recommend(self, user_ids, k, now, users):
+        return self.model_.recommend(user_ids, n=k, now=now, users=users)[
+            ["user_id", "item_id", "rank", "score"]]
 
 
 def online_specs(names: list[str], seed: int, has_world: bool) -> dict[str, object]:

@@ -39,6 +39,7 @@ __all__ = [
     "load_ranker",
     "format_value",
     "time_holdout",
+    "member_holdout",
     "json_bytes",
     "npz_bytes",
     "read_json",
@@ -121,6 +122,19 @@ def time_holdout(times: np.ndarray, fraction: float) -> tuple[np.ndarray, np.nda
     if valid.all() or not valid.any():
         raise ValueError("every row has the same timestamp: a time holdout is impossible")
     return np.flatnonzero(~valid), np.flatnonzero(valid)
+
+
+def member_holdout(members: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions into (train, valid): valid holds every row of a seeded random `fraction` of the
+    members, for tables whose rows share one moment (the per-user random protocol's), where no time cut exists."""
+    members = np.asarray(members, dtype=object)
+    uniques, code = np.unique(members.astype(str), return_inverse=True)
+    n_valid = int(round(len(uniques) * fraction))
+    if n_valid < 1 or n_valid >= len(uniques):
+        raise ValueError(f"a {fraction:.0%} member holdout of {len(uniques)} members leaves one side empty")
+    held = np.zeros(len(uniques), dtype=bool)
+    held[np.random.default_rng(seed).choice(len(uniques), size=n_valid, replace=False)] = True
+    return np.flatnonzero(~held[code]), np.flatnonzero(held[code])
 
 
 # ------------------------------------------------------------------ checks

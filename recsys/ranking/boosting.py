@@ -1,9 +1,11 @@
-"""Gradient-boosted trees ranker (LightGBM, binary objective), explained by exact per-row SHAP values.
+"""Gradient-boosted trees ranker (LightGBM, binary or LambdaRank objective), explained by exact per-row SHAP values.
 
 Chosen over scikit-learn's HistGradientBoosting and over a LambdaRank objective by measurement
 (bench/rankers.py, docs/ranking.md): equal or better time-split AUC at a fraction of the fit
 time, native categorical splits on integer codes, TreeSHAP contributions built in
-(`pred_contrib=True`), and a plain-text model format that loads without unpickling.
+(`pred_contrib=True`), and a plain-text model format that loads without unpickling. LambdaRank
+(queries: a member's rows at one moment) is an option for candidate lists such as the per-user
+random protocol's; its scores go through a sigmoid, an order rather than a calibrated P(watch).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from ..features import FeatureTable
 from ..training_table import TrainingTable
-from .base import RANKERS, ArtifactError, Ranker, json_bytes, npz_bytes, read_json, read_npz, time_holdout
+from .base import (
+    RANKERS, ArtifactError, Ranker, json_bytes, member_holdout, npz_bytes, read_json, read_npz, time_holdout,
+)
 from .encoding import TabularEncoder
 
-__all__ = ["BoostingRanker"]
+__all__ = ["BoostingRanker", "OBJECTIVES"]
+
+#: LightGBM objectives the ranker trains with, and the metric early stopping watches for each.
+OBJECTIVES = {"binary": "binary_logloss", "lambdarank": "ndcg"}
 
 
 def _lightgbm():
@@ -36,8 +44,12 @@ class BoostingRanker(Ranker):
     n_estimators: most boosting rounds; early stopping picks fewer.
     learning_rate, num_leaves, min_child_samples, subsample, colsample, reg_lambda: LightGBM's
         learning_rate, num_leaves, min_data_in_leaf, bagging_fraction, feature_fraction, lambda_l2.
-    early_stopping_rounds: stop when the validation log-loss has not improved for this many rounds.
-    valid_fraction: without `valid`, the latest fraction of rows (by time) is the stopping fold.
+    objective: "binary" (log-loss, P(watch)) or "lambdarank" (NDCG of each query, a member's rows at one
+        moment; predictions are the sigmoid of the ranking score: an order, not a calibrated probability).
+    early_stopping_rounds: stop when the validation log-loss (NDCG@10 for lambdarank) has not improved for
+        this many rounds.
+    valid_fraction: without `valid`, the latest fraction of rows (by time) is the stopping fold; when every
+        row shares one moment (holdout rows), every row of a seeded random fraction of the members.
     refit: after stopping on a carved-out fold, retrain on every row for the chosen number of rounds.
     max_categories: categoricals with more training levels are not used (directors, composers: they
         identify titles and overfit a time split, see docs/ranking.md).
@@ -65,6 +77,7 @@ class BoostingRanker(Ranker):
         exclude: tuple[str, ...] = ("user_id", "item_id"),
         n_jobs: int = 2,
         seed: int = 0,
+        objective: str = "binary",
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -80,16 +93,17 @@ class BoostingRanker(Ranker):
         self.exclude = exclude
         self.n_jobs = n_jobs
         self.seed = seed
+        self.objective = objective
 
     def _params(self) -> dict[str, Any]:
         return {
-            "objective": "binary", "metric": "binary_logloss", "learning_rate": self.learning_rate,
+            "objective": self.objective, "metric": OBJECTIVES[self.objective], "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
             "bagging_fraction": self.subsample, "bagging_freq": 1 if self.subsample < 1 else 0,
             "feature_fraction": self.colsample, "lambda_l2": self.reg_lambda,
             "cat_smooth": 10.0, "cat_l2": 10.0, "min_data_per_group": 50,
             "seed": self.seed, "num_threads": self.n_jobs, "deterministic": True, "force_row_wise": True,
-            "verbosity": -1,
+            "verbosity": -1, **({"eval_at": [10]} if self.objective == "lambdarank" else {}),
         }
 
     # ---------------------------------------------------------------- fit
@@ -97,6 +111,14 @@ class BoostingRanker(Ranker):
         lgb = _lightgbm()
         if self.n_estimators < 1 or not 0 <= self.valid_fraction < 1:
             raise ValueError("n_estimators must be >= 1 and valid_fraction in [0, 1)")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        ranking = self.objective == "lambdarank"
+        if ranking:  # LightGBM wants each query's rows together
+            order = _query_order(table.features.rows)
+            table = table.take(order)
+            if valid is not None and len(valid):
+                valid = valid.take(_query_order(valid.features.rows))
         enc = TabularEncoder(categorical="codes", impute=False, standardize=False, missing_indicators=False,
                              max_categories=self.max_categories,
                              exclude=tuple(self.exclude)).fit(table.features)
@@ -109,23 +131,31 @@ class BoostingRanker(Ranker):
         names = [f"f{k}" for k in range(len(enc.columns))]
         params = self._params()
 
+        rows = table.features.rows
+        query = _query_ids(rows) if ranking else None
+
         def dataset(rows, reference=None):
             return lgb.Dataset(x[rows], y[rows], weight=w[rows], categorical_feature=cats, feature_name=names,
-                               reference=reference, free_raw_data=True)
+                               reference=reference, free_raw_data=True,
+                               group=_group_sizes(query[rows]) if ranking else None)
 
         everything = np.arange(len(y))
         train_rows, hold = everything, None
         if valid is None and self.early_stopping_rounds > 0 and self.valid_fraction > 0:
             try:
-                train_rows, hold = time_holdout(table.features.rows["timestamp"].to_numpy(), self.valid_fraction)
-            except ValueError:  # a table without spread in time: no early stopping
-                train_rows, hold = everything, None
+                train_rows, hold = time_holdout(rows["timestamp"].to_numpy(), self.valid_fraction)
+            except ValueError:  # every row at one moment (holdout rows): stop on a random part of the members
+                try:
+                    train_rows, hold = member_holdout(rows["user_id"].to_numpy(), self.valid_fraction, self.seed)
+                except ValueError:  # one member: no early stopping
+                    train_rows, hold = everything, None
         d_train = dataset(train_rows)
         stop_on = None
         if valid is not None and len(valid) > 0:
             stop_on = lgb.Dataset(enc.matrix(valid.features), np.asarray(valid.label, dtype=np.float64),
                                   weight=np.asarray(valid.weight, dtype=np.float64), categorical_feature=cats,
-                                  feature_name=names, reference=d_train)
+                                  feature_name=names, reference=d_train,
+                                  group=_group_sizes(_query_ids(valid.features.rows)) if ranking else None)
         elif hold is not None:
             stop_on = dataset(hold, reference=d_train)
         rounds = self.n_estimators
@@ -148,7 +178,8 @@ class BoostingRanker(Ranker):
     def _predict(self, features: FeatureTable) -> np.ndarray:
         from ..threads import limited
 
-        return self.booster_.predict(self.encoder_.matrix(features), num_threads=1 if limited() else self.n_jobs)
+        raw = self.booster_.predict(self.encoder_.matrix(features), num_threads=1 if limited() else self.n_jobs)
+        return expit(raw) if self.objective == "lambdarank" else raw
 
     def _explain(self, one: FeatureTable) -> tuple[pd.DataFrame, dict[str, Any]]:
         x = self.encoder_.matrix(one)
@@ -157,7 +188,8 @@ class BoostingRanker(Ranker):
         sums = pd.Series(per_column).groupby(self.encoder_.column_features()).sum()
         per_feature = {f: float(sums.get(f, 0.0)) for f in self.encoder_.features}
         return self._explanation_frame(one, per_feature), {
-            "prediction": float(self.booster_.predict(x)[0]), "baseline": baseline, "units": "log-odds"}
+            "prediction": float(self.booster_.predict(x)[0]), "baseline": baseline,
+            "units": "ranking score" if self.objective == "lambdarank" else "log-odds"}
 
     def _importance(self) -> dict[str, float]:
         sums = pd.Series(self.column_importance_).groupby(self.encoder_.column_features()).sum()
@@ -184,6 +216,24 @@ class BoostingRanker(Ranker):
         if self.booster_.num_feature() != n_cols or len(self.column_importance_) != n_cols:
             raise ArtifactError(f"lightgbm.txt expects {self.booster_.num_feature()} inputs but encoder.json "
                                 f"produces {n_cols}", file="lightgbm.txt")
+
+
+def _query_ids(rows: pd.DataFrame) -> np.ndarray:
+    """A LambdaRank query per row: its member at its moment."""
+    return pd.MultiIndex.from_arrays([rows["user_id"].astype(str), rows["timestamp"]]).factorize()[0]
+
+
+def _query_order(rows: pd.DataFrame) -> np.ndarray:
+    """Row positions with each query's rows together (queries in order of first appearance, rows in place)."""
+    return np.argsort(_query_ids(rows), kind="stable")
+
+
+def _group_sizes(query: np.ndarray) -> np.ndarray:
+    """Run lengths of consecutive equal query ids (LightGBM's `group`)."""
+    if len(query) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
+    return np.diff(np.r_[starts, len(query)])
 
 
 _NODE_ARRAYS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")

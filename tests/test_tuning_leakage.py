@@ -1,0 +1,81 @@
+"""Tuning and quota learning see only the training part of an evaluation fold, under both protocols: every
+validation split the tuner carves, and every dataset a candidate source is fitted on while the pipeline or the
+blend learns, lies inside the fold's training data (and, temporally, before the fold's cut)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import recsys.tuning as tuning
+from recsys.candidates.base import CandidateGenerator
+from recsys.evaluation.models import BlendPolicy
+from recsys.evaluation.protocol import RecommenderPolicy, stratified_folds, temporal_folds
+from recsys.pipeline import RecommenderConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_tuning import _explicit  # noqa: E402
+
+SOURCES = ("popularity", "ease", "als")
+
+
+def _pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    return set(zip(frame["user_id"].astype(str), frame["item_id"].astype(str)))
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """Records what tuning splits off (visible and hidden pairs) and every dataset a source is fitted on."""
+    record: dict[str, list] = {"visible": [], "hidden": [], "fitted": [], "latest": []}
+    split, fit = tuning.validation_split, CandidateGenerator.fit
+
+    def spy_split(dataset, *args, **kwargs):
+        visible, hidden = split(dataset, *args, **kwargs)
+        record["visible"].append(_pairs(visible.events))
+        record["hidden"].append(_pairs(hidden))
+        return visible, hidden
+
+    def spy_fit(self, dataset, *args, **kwargs):
+        record["fitted"].append(_pairs(dataset.events))
+        record["latest"].append(dataset.events["timestamp"].max())
+        return fit(self, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "validation_split", spy_split)
+    monkeypatch.setattr(CandidateGenerator, "fit", spy_fit)
+    return record
+
+
+def _policies(rows: str) -> dict:
+    config = RecommenderConfig(sources=SOURCES, ranker="logistic", n_candidates=20, training_rows=rows,
+                               ranker_window_days=7, ranker_windows=2, tune="on")
+    return {"pipeline": lambda: RecommenderPolicy(config), "blend": lambda: BlendPolicy(SOURCES, training_rows=rows)}
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "temporal"])
+def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
+    data = _explicit()
+    if protocol == "stratified":
+        fold, rows = stratified_folds(data, test_ratio=0.25, seed=0)[0], "holdout"
+    else:
+        fold, rows = temporal_folds(data, n_folds=1, test_days=10, min_train_days=30)[0], "candidates"
+    train, test = _pairs(fold.train.events), _pairs(fold.test_events) | _pairs(fold.truth)
+    assert test and not test <= train
+    for name, make in _policies(rows).items():
+        for key in seen:
+            seen[key].clear()
+        policy = make().fit(fold.train)
+        log = policy.model_.tuning_["quotas"] if name == "pipeline" else policy.tuning_["quotas"]
+        # under a ranker the candidates' recall counts, alone the blend's own NDCG@10
+        assert log["objective"] == ("recall@20" if name == "pipeline" else "ndcg@10")
+        assert seen["hidden"] and seen["fitted"], name  # tuning ran and carved its validation split
+        for pairs in seen["visible"] + seen["hidden"] + seen["fitted"]:
+            assert pairs <= train, name
+            if protocol == "stratified":  # a held-out (member, title) is nowhere in what the tuner saw
+                assert not pairs & _pairs(fold.truth), name
+        if protocol == "temporal":
+            assert max(seen["latest"]) < fold.now, name  # nothing from the test window
+        # the validation's hidden part is a part of the training data the tuned sources were not fitted on
+        assert any(not (hidden & fitted) for hidden in seen["hidden"] for fitted in seen["fitted"]), name

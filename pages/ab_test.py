@@ -97,21 +97,27 @@ st.caption("2,000 members over 7 days take a few minutes with the trained pipeli
            "oracle alone take seconds.")
 
 
+def guarded(what: str, start: str, work):
+    """Run `work(progress)` under a progress bar; a message (never a traceback) when it fails, else its result."""
+    bar = st.progress(0.0, text=start)
+    try:
+        return work(lambda message, fraction: bar.progress(min(1.0, fraction), text=message))
+    except (DataError, ValueError, KeyError) as err:
+        st.error(f"The {what} could not run: {plain(err)}")
+    except Exception as err:  # the page never shows a traceback
+        st.error(f"The {what} failed unexpectedly ({type(err).__name__}: {plain(err)}).")
+    finally:
+        bar.empty()
+    return None
+
+
 def run_pilot(key: tuple) -> None:
     """The planner's pilot of the chosen arms and days, kept in the session under `key`."""
-    bar = st.progress(0.0, text="starting the pilot")
-    try:
-        pilot = run_ab_pilot(spec, [control, *treatments], float(days), int(seed), int(slot),
-                             lambda message, fraction: bar.progress(min(1.0, fraction), text=f"pilot: {message}"))
-    except (DataError, ValueError, KeyError) as err:
-        bar.empty()
-        st.error(f"The pilot could not run: {err}")
+    pilot = guarded("pilot", "starting the pilot", lambda say: run_ab_pilot(
+        spec, [control, *treatments], float(days), int(seed), int(slot),
+        lambda message, fraction: say(f"pilot: {message}", fraction)))
+    if pilot is None:
         return
-    except Exception as err:  # the page never shows a traceback
-        bar.empty()
-        st.error(f"The pilot failed unexpectedly ({type(err).__name__}: {err}).")
-        return
-    bar.empty()
     st.session_state.setdefault("ab_pilots", {})[key] = pilot
 
 
@@ -182,20 +188,11 @@ def run() -> None:
     if not treatments:
         st.warning("Pick at least one treatment other than the control.")
         return
-    bar = st.progress(0.0, text="starting")
-    try:
-        outcome = run_ab_test(spec, [control, *treatments], int(users), float(days), int(seed), int(slot),
-                              float(retrain) if retrain else None, offline,
-                              lambda message, fraction: bar.progress(min(1.0, fraction), text=message))
-    except (DataError, ValueError, KeyError) as err:
-        bar.empty()
-        st.error(f"The experiment could not run: {err}")
+    outcome = guarded("experiment", "starting", lambda say: run_ab_test(
+        spec, [control, *treatments], int(users), float(days), int(seed), int(slot),
+        float(retrain) if retrain else None, offline, say))
+    if outcome is None:
         return
-    except Exception as err:  # the page never shows a traceback
-        bar.empty()
-        st.error(f"The experiment failed unexpectedly ({type(err).__name__}: {err}).")
-        return
-    bar.empty()
     st.session_state["ab_outcome"] = outcome
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
 from recsys.data.loaders import save_dataset
-from recsys.data.synthetic import SyntheticWorld, WorldConfig
+from recsys.data.synthetic import SyntheticWorld, WorldConfig, write_world_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +27,23 @@ def tiny_world_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("app-cache")
+
+
+@pytest.fixture(scope="session")
+def world_spec(tmp_path_factory):
+    """A 200-member world with its ground truth (world.json), for the A/B page and its planner."""
+    world = SyntheticWorld(WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
+    folder = tmp_path_factory.mktemp("abworld") / "world"
+    save_dataset(world.simulate(), folder)
+    write_world_manifest(world, folder)
+    return f"parquet:{folder}"
+
+
+@pytest.fixture()
+def ab_page():
+    """Open the A/B page on a data spec: `ab_page(spec)` returns the run AppTest."""
+    def open_page(spec: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=180)
+        at.session_state["data_spec"] = spec
+        return at.run()
+    return open_page

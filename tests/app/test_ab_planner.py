@@ -3,32 +3,15 @@ needed it shows, equal to recsys.simulation.power's figures for the same inputs;
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from recsys.data import load_dataset
-from recsys.data.loaders import save_dataset, world_of
-from recsys.data.synthetic import SyntheticWorld, WorldConfig, write_world_manifest
+from recsys.data.loaders import world_of
 from recsys.simulation import members_needed, minimum_detectable_effect, run_pilot
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def world_spec(tmp_path_factory):
-    world = SyntheticWorld(WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
-    folder = tmp_path_factory.mktemp("planworld") / "world"
-    save_dataset(world.simulate(), folder)
-    write_world_manifest(world, folder)
-    return f"parquet:{folder}"
-
-
-def _page(spec: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=180)
-    at.session_state["data_spec"] = spec
-    return at.run()
 
 
 def _plan_table(at: AppTest):
@@ -37,8 +20,8 @@ def _plan_table(at: AppTest):
     return tables[0]
 
 
-def test_the_planner_shows_the_power_modules_figures_for_the_pilot(world_spec):
-    at = _page(world_spec)
+def test_the_planner_shows_the_power_modules_figures_for_the_pilot(world_spec, ab_page):
+    at = ab_page(world_spec)
     assert not at.exception
     assert any("Run a pilot" in i.value for i in at.info)
     at.selectbox(key="ab_control").set_value("popularity").run()
@@ -92,8 +75,8 @@ def test_the_planner_shows_the_power_modules_figures_for_the_pilot(world_spec):
     assert not any(any(str(c).startswith("detectable difference") for c in d.value) for d in at.dataframe)
 
 
-def test_a_pilot_of_the_control_alone_is_a_warning(world_spec):
-    at = _page(world_spec)
+def test_a_pilot_of_the_control_alone_is_a_warning(world_spec, ab_page):
+    at = ab_page(world_spec)
     at.selectbox(key="ab_control").set_value("random").run()
     at.multiselect(key="ab_treatments").set_value(["random"]).run()
     at.button(key="ab_pilot").click().run()
@@ -101,8 +84,8 @@ def test_a_pilot_of_the_control_alone_is_a_warning(world_spec):
     assert any("other than the control" in w.value for w in at.warning)
 
 
-def test_too_few_members_or_a_too_short_pilot_is_a_message_not_a_traceback(world_spec):
-    at = _page(world_spec)
+def test_too_few_members_or_a_too_short_pilot_is_a_message_not_a_traceback(world_spec, ab_page):
+    at = ab_page(world_spec)
     at.selectbox(key="ab_control").set_value("popularity").run()
     at.multiselect(key="ab_treatments").set_value(["oracle", "random", "logging"]).run()
     at.number_input(key="ab_users").set_value(20)

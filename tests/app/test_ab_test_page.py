@@ -8,28 +8,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from recsys.data.loaders import save_dataset
-from recsys.data.synthetic import SyntheticWorld, WorldConfig, write_world_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def world_spec(tmp_path_factory):
-    world = SyntheticWorld(WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
-    folder = tmp_path_factory.mktemp("abworld") / "world"
-    save_dataset(world.simulate(), folder)
-    write_world_manifest(world, folder)
-    return f"parquet:{folder}"
 
 
-def _page(spec: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "ab_test.py"), default_timeout=180)
-    at.session_state["data_spec"] = spec
-    return at.run()
 
 
-def test_a_small_experiment_shows_arms_lifts_srm_and_offline_view(world_spec):
-    at = _page(world_spec)
+def test_a_small_experiment_shows_arms_lifts_srm_and_offline_view(world_spec, ab_page):
+    at = ab_page(world_spec)
     assert not at.exception
     assert any("Run the experiment" in i.value for i in at.info)
     at.selectbox(key="ab_control").set_value("random").run()
@@ -59,19 +47,19 @@ def test_a_small_experiment_shows_arms_lifts_srm_and_offline_view(world_spec):
     assert not at.exception
 
 
-def test_data_without_a_world_is_a_message(tmp_path, world_spec):
+def test_data_without_a_world_is_a_message(tmp_path, world_spec, ab_page):
     from recsys.data import load_dataset
 
     folder = tmp_path / "plain"
     save_dataset(load_dataset(world_spec), folder)  # the same data, no world.json
-    at = _page(f"parquet:{folder}")
+    at = ab_page(f"parquet:{folder}")
     assert not at.exception
     assert any("behaviour model" in i.value for i in at.info)
-    at = _page("parquet:/nowhere/at/all")
+    at = ab_page("parquet:/nowhere/at/all")
     assert not at.exception and at.error
 
 
-def test_a_minimal_folder_without_a_world_is_a_message(tmp_path):
+def test_a_minimal_folder_without_a_world_is_a_message(tmp_path, ab_page):
     import pandas as pd
 
     pd.DataFrame({"item_id": ["m1", "m2"], "title": ["One", "Two"], "genres": ["drama", "comedy|drama"]}).to_csv(
@@ -79,13 +67,13 @@ def test_a_minimal_folder_without_a_world_is_a_message(tmp_path):
     pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["m1", "m2", "m1"],
                   "timestamp": ["2025-07-01", "2025-07-02", "2025-07-03"], "watch_fraction": [0.9, 0.05, 0.95]}
                  ).to_csv(tmp_path / "events.csv", index=False)
-    at = _page(f"csv:{tmp_path}")
+    at = ab_page(f"csv:{tmp_path}")
     assert not at.exception and not at.error
     assert any("behaviour model" in i.value for i in at.info)
 
 
-def test_the_control_alone_is_a_warning_not_a_run(world_spec):
-    at = _page(world_spec)
+def test_the_control_alone_is_a_warning_not_a_run(world_spec, ab_page):
+    at = ab_page(world_spec)
     at.selectbox(key="ab_control").set_value("random").run()
     at.multiselect(key="ab_treatments").set_value(["random"]).run()
     at.button(key="ab_run").click().run()

@@ -183,7 +183,9 @@ def tiny_world_spec(tmp_path_factory):
     from recsys.data.loaders import save_dataset
     from recsys.data.synthetic import write_world_manifest
 
-    world = SyntheticWorld(WorldConfig(seed=5, n_users=60, n_movies=40, n_shows=3, days=60))
+    # its own seed: the app keeps trained models per server (here: per test process) by data fingerprint, and
+    # conftest's tiny world (seed 5) is trained by other tests, which would make "no model yet" false here
+    world = SyntheticWorld(WorldConfig(seed=13, n_users=60, n_movies=40, n_shows=3, days=60))
     folder = tmp_path_factory.mktemp("tiny-ab") / "world"
     save_dataset(world.simulate(), folder)
     write_world_manifest(world, folder)

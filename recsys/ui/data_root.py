@@ -103,10 +103,15 @@ class DataRoot:
         upload = _UPLOAD.fullmatch(path.name)
         if upload is not None and path.parent.resolve() == self.uploads:
             return f"upload:{upload.group(1)}"
-        resolved = path.resolve()
-        if not _inside(resolved, self.path):
+        inside = self.relative(path)
+        if inside is None:
             raise DataError(f"the data in use is outside the data root {self.label}, so it has no link")
-        return f"{kind}:{resolved.relative_to(self.path).as_posix() or '.'}"
+        return f"{kind}:{inside}"
+
+    def relative(self, path: str | Path) -> str | None:
+        """`path` (symlinks resolved) relative to the root, "." for the root itself; None when it lies outside."""
+        resolved = Path(path).resolve()
+        return resolved.relative_to(self.path).as_posix() or "." if _inside(resolved, self.path) else None
 
     def folders(self, limit: int = 50) -> list[str]:
         """Folders under the root (two levels deep; hidden ones, the upload folder and links leading out left

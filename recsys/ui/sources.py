@@ -134,10 +134,7 @@ def _file_shown(file: str, names: dict[str, str]) -> str:
     for stored, uploaded in names.items():
         if file.startswith(stored):
             return uploaded
-    try:
-        return data_root().key(f"csv:{file}").split(":", 1)[1]
-    except DataError:
-        return Path(file).name
+    return data_root().relative(file) or Path(file).name
 
 
 def describe_error(err: DataError, names: dict[str, str] | None = None) -> str:

@@ -30,13 +30,22 @@ def tiny_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def world_spec(tmp_path_factory):
-    """A 200-member world with its ground truth (world.json), for the A/B page and its planner."""
-    world = SyntheticWorld(WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
-    folder = tmp_path_factory.mktemp("abworld") / "world"
-    save_dataset(world.simulate(), folder)
-    write_world_manifest(world, folder)
-    return f"parquet:{folder}"
+def world_with_truth(tmp_path_factory):
+    """`world_with_truth(name, config)`: a simulated world written as Parquet with its ground truth (world.json)
+    beside it, so the A/B page can run on it; returns its data spec."""
+    def write(name: str, config: WorldConfig) -> str:
+        world = SyntheticWorld(config)
+        folder = tmp_path_factory.mktemp(name) / "world"
+        save_dataset(world.simulate(), folder)
+        write_world_manifest(world, folder)
+        return f"parquet:{folder}"
+    return write
+
+
+@pytest.fixture(scope="session")
+def world_spec(world_with_truth):
+    """A 200-member world with its ground truth, for the A/B page and its planner."""
+    return world_with_truth("abworld", WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
 
 
 @pytest.fixture()

@@ -178,18 +178,11 @@ def test_order_disagreements_lists_each_swapped_pair_once():
 
 
 @pytest.fixture(scope="module")
-def tiny_world_spec(tmp_path_factory):
-    """The tiny world of tests/app/conftest.py with its ground truth beside it, so the A/B test can run on it."""
-    from recsys.data.loaders import save_dataset
-    from recsys.data.synthetic import write_world_manifest
-
-    # its own seed: the app keeps trained models per server (here: per test process) by data fingerprint, and
-    # conftest's tiny world (seed 5) is trained by other tests, which would make "no model yet" false here
-    world = SyntheticWorld(WorldConfig(seed=13, n_users=60, n_movies=40, n_shows=3, days=60))
-    folder = tmp_path_factory.mktemp("tiny-ab") / "world"
-    save_dataset(world.simulate(), folder)
-    write_world_manifest(world, folder)
-    return f"parquet:{folder}"
+def tiny_world_spec(world_with_truth):
+    """A 60-member world with its ground truth, so the A/B test can run on it. Its own seed: the app keeps trained
+    models per server (here: per test process) by data fingerprint, and conftest's tiny world (seed 5) is trained
+    by other tests, which would make "no model yet" false here."""
+    return world_with_truth("tiny-ab", WorldConfig(seed=13, n_users=60, n_movies=40, n_shows=3, days=60))
 
 
 def test_the_report_downloads_as_html_with_the_model_manifest_and_the_last_ab_result(report_path, tiny_world_spec,

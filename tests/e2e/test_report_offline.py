@@ -8,8 +8,6 @@ Debian's chromium through Playwright, as tests/e2e/test_browser.py does (never a
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from typer.testing import CliRunner
 
@@ -17,13 +15,6 @@ from recsys.cli import app
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None:
-    pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it in CI)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 runner = CliRunner()
 
 
@@ -59,32 +50,30 @@ def exported(tmp_path_factory):
     return out
 
 
-def test_every_chart_draws_from_disk_with_the_network_off(exported):
+def test_every_chart_draws_from_disk_with_the_network_off(exported, browser):
     charts = exported.read_text(encoding="utf-8").count('class="plotly-graph-div"')
     assert charts >= 20
     requests, problems = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
-            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                          else route.abort())
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
-                    if message.type in ("error", "warning") else None)
-            page.goto(exported.as_uri())
-            page.wait_for_function("() => { const divs = document.querySelectorAll('.plotly-graph-div');"
-                                   " return divs.length > 0 && [...divs].every(d => d.querySelector('.main-svg')); }",
-                                   timeout=60_000)
-            drawn = page.evaluate("() => { const divs = [...document.querySelectorAll('.plotly-graph-div')];"
-                                  " return [divs.length, divs.filter(d => d.querySelector('.main-svg')).length,"
-                                  " divs.filter(d => d.querySelector('.main-svg').getBoundingClientRect().height > 300)"
-                                  ".length]; }")
-            headings = page.locator("h2").all_inner_texts()
-        finally:
-            browser.close()
+    context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                      else route.abort())
+        page = context.new_page()
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+                if message.type in ("error", "warning") else None)
+        page.goto(exported.as_uri())
+        page.wait_for_function("() => { const divs = document.querySelectorAll('.plotly-graph-div');"
+                               " return divs.length > 0 && [...divs].every(d => d.querySelector('.main-svg')); }",
+                               timeout=60_000)
+        drawn = page.evaluate("() => { const divs = [...document.querySelectorAll('.plotly-graph-div')];"
+                              " return [divs.length, divs.filter(d => d.querySelector('.main-svg')).length,"
+                              " divs.filter(d => d.querySelector('.main-svg').getBoundingClientRect().height > 300)"
+                              ".length]; }")
+        headings = page.locator("h2").all_inner_texts()
+    finally:
+        context.close()
     assert drawn == [charts, charts, charts]  # every div drew its svg, at its full height
     assert headings == ["Model", "Offline evaluation", "Estimated online impact (off-policy)", "A/B test (simulated)"]
     assert [u for u in requests if not u.startswith("file:")] == []

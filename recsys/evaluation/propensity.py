@@ -42,11 +42,22 @@ def _grid(points: int) -> np.ndarray:
     return np.concatenate([near, far])
 
 
+def _one_more(pmf: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The pmf (..., ranks) of a count after one more title that is finished with probability q (..., 1)."""
+    out = pmf * (1.0 - q)
+    out[..., 1:] += pmf[..., :-1] * q
+    return out
+
+
 def race_marginals(weights: np.ndarray, tail: np.ndarray | None = None, ranks: int = 10, points: int = 100,
                    chunk: int = 512) -> np.ndarray:
     """(S, M, ranks): P(title m is drawn at rank r) for Plackett-Luce rows over the weights (S, M) (zero for
     absent titles), plus a continuum of unshown weight `tail` (S,) (see the module docstring).
-    With `tail` None or zero and every title's weight given, this is exact up to the integration grid."""
+    With `tail` None or zero and every title's weight given, this is exact up to the integration grid.
+
+    The count of others finished before title m is the unshown titles' Poisson count plus the titles before m
+    (a running product from the left) and after m (from the right), so each title costs one convolution, not
+    a pass over all the others."""
     weights = np.asarray(weights, dtype=float)
     S, M = weights.shape
     tail = np.zeros(S) if tail is None else np.asarray(tail, dtype=float)
@@ -55,33 +66,35 @@ def race_marginals(weights: np.ndarray, tail: np.ndarray | None = None, ranks: i
     weights, tail = weights / scale[:, None], tail / scale  # the grid assumes a race of total rate 1
     present = weights > 0
     t = _grid(points)
+    dt = np.diff(t)
+    trapezoid = np.concatenate([[dt[0] / 2], (dt[:-1] + dt[1:]) / 2, [dt[-1] / 2]])
     counts = np.arange(ranks)
     log_fact = np.cumsum(np.log(np.maximum(counts, 1)))
+    fold = (np.add.outer(counts, counts)[..., None] == counts).reshape(ranks * ranks, ranks).astype(float)
     out = np.zeros((S, M, ranks))
     for lo in range(0, S, chunk):
         w, R = weights[lo:lo + chunk], tail[lo:lo + chunk]
         n = len(w)
+        live = np.flatnonzero(present[lo:lo + chunk].any(axis=0))
+        if len(live) == 0:
+            continue
         rate = R[:, None] * t[None, :]  # the unshown titles' Poisson(R t) count, 0..ranks-1: (n, G, ranks)
         log_rate = np.log(np.maximum(rate, 1e-300))[..., None]
         pois = np.exp(counts[None, None, :] * log_rate - rate[..., None] - log_fact[None, None, :])
         pois[..., 0] = np.exp(-rate)
         done = 1.0 - np.exp(-w[:, :, None] * t[None, None, :])  # (n, M, G): title finished by t
-        for i in range(M):
-            if not present[lo:lo + chunk, i].any():
-                continue
-            pmf = np.zeros((n, len(t), ranks))
-            pmf[..., 0] = 1.0
-            for other in np.flatnonzero(present[lo:lo + chunk].any(axis=0)):
-                if other == i:
-                    continue
-                q = done[:, other, :][..., None]
-                shifted = np.concatenate([np.zeros((n, len(t), 1)), pmf[..., :-1]], axis=2)
-                pmf = pmf * (1.0 - q) + shifted * q
-            total_pmf = np.zeros_like(pmf)
-            for c in range(ranks):
-                total_pmf[..., c:] += pmf[..., : ranks - c] * pois[..., c:c + 1]
-            density = w[:, i, None] * np.exp(-w[:, i, None] * t[None, :])  # (n, G)
-            out[lo:lo + chunk, i, :] = np.trapezoid(density[..., None] * total_pmf, t, axis=1)
+        before = [pois]  # before[j]: the unshown count plus live titles left of live[j]
+        for i in live[:-1]:
+            before.append(_one_more(before[-1], done[:, i, :, None]))
+        after = np.zeros((n, len(t), ranks))  # the live titles right of live[j], built from the right
+        after[..., 0] = 1.0
+        for j in range(len(live) - 1, -1, -1):
+            i = live[j]
+            density = w[:, i, None] * np.exp(-w[:, i, None] * t[None, :]) * trapezoid[None, :]  # (n, G)
+            # P(a before, b after, i finishes in dt), summed over t; then folded by a + b = rank
+            joint = np.matmul((before[j] * density[..., None]).transpose(0, 2, 1), after)  # (n, ranks, ranks)
+            out[lo:lo + chunk, i, :] = joint.reshape(n, ranks * ranks) @ fold
+            after = _one_more(after, done[:, i, :, None])
     out[~present] = 0.0
     return out
 

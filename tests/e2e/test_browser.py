@@ -274,13 +274,16 @@ def test_uploads_are_validated_and_good_files_become_the_data(server, page, tmp_
     check_clean(page, "onboarding on uploaded data")
 
 
-def _load_spec(page, spec: str) -> str:
-    """Type `spec` into Home's data-spec box, load it, and return the error shown (empty when none)."""
+def _load_spec(page, spec: str, expect: str) -> str:
+    """Type `spec` into Home's data-spec box, load it, wait until `expect` shows (the page answered this spec,
+    not the previous one: on a loaded machine a rerun can start after the first quiet moment), and return the
+    error shown (empty when none)."""
     box = page.locator('input[aria-label="Dataset"]')
     box.fill(spec)
     box.press("Enter")
     settle(page)
     page.get_by_role("button", name="Load", exact=True).click()
+    page.get_by_text(expect).first.wait_for(timeout=120_000)
     settle(page)
     errors = page.locator('[data-testid="stAlertContentError"]')
     return errors.first.inner_text() if errors.count() else ""
@@ -293,7 +296,7 @@ def test_paths_outside_the_data_root_are_refused_with_no_listing(server, page, d
     settle(page)
     for spec in ("csv:../outside", "csv:../../..", f"csv:{data_root.parent / 'outside'}", "movielens:/etc",
                  "csv:escape", "parquet:tiny/../../outside"):
-        error = _load_spec(page, spec)
+        error = _load_spec(page, spec, f"{spec.split(':', 1)[1]!r} is ")
         assert "outside the data root" in error and str(data_root) in error, (spec, error)
         body = page.inner_text("body")
         for leaked in ("secret-notes", "classified-title", "passwd", "hostname"):
@@ -301,8 +304,7 @@ def test_paths_outside_the_data_root_are_refused_with_no_listing(server, page, d
         check_clean(page, f"home after {spec}")
     assert "escape" not in page.inner_text("body").split("There:")[-1].split(".")[0]
     shoot(page, "home_outside_root")
-    assert _load_spec(page, "csv:tiny") == ""
-    page.get_by_text("Dataset: tiny").first.wait_for()
+    assert _load_spec(page, "csv:tiny", "Dataset: tiny") == ""
 
 
 def _copied_link(page) -> str:

@@ -18,21 +18,22 @@ from recsys.pipeline import Recommender, RecommenderConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from make_top10 import SOURCES, golden_lists, members, previous_default  # noqa: E402
+from make_top10 import golden_lists, golden_run, members, previous_default  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def sample_model():
-    data = load_dataset("sample")
-    return data, Recommender(RecommenderConfig(sources=SOURCES)).fit(data)
+def golden_cache(tmp_path_factory):
+    """One embedding cache for this module's golden runs: only they fill it, each the same way."""
+    return tmp_path_factory.mktemp("golden-embeddings")
 
 
 @pytest.fixture(scope="module")
-def pinned_lists():
+def pinned(golden_cache):
+    """(data, model, lists): the golden pipeline on the sample and its lists."""
     data = load_dataset("sample")
-    return data, golden_lists(data, Recommender, RecommenderConfig)
+    return (data, *golden_run(data, Recommender, RecommenderConfig, cache=golden_cache))
 
 
 def _same_as_pinned(data, lists, file: str) -> None:
@@ -49,17 +50,19 @@ def _same_as_pinned(data, lists, file: str) -> None:
     np.testing.assert_allclose(joined["score_now"], joined["score_before"], rtol=1e-4, atol=1e-9)
 
 
-def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned_lists):
-    _same_as_pinned(*pinned_lists, "top10_sample.csv")
+def test_top10_lists_of_500_members_equal_the_pinned_ones(pinned):
+    data, _, lists = pinned
+    _same_as_pinned(data, lists, "top10_sample.csv")
 
 
-def test_the_previous_default_still_gives_the_lists_it_gave(pinned_lists):
-    data = pinned_lists[0]
-    _same_as_pinned(data, golden_lists(data, Recommender, previous_default), "top10_previous_default.csv")
+def test_the_previous_default_still_gives_the_lists_it_gave(pinned, golden_cache):
+    data = pinned[0]
+    _same_as_pinned(data, golden_lists(data, Recommender, previous_default, cache=golden_cache),
+                    "top10_previous_default.csv")
 
 
-def test_a_member_alone_gets_the_list_they_get_in_a_batch(sample_model):
-    data, model = sample_model
+def test_a_member_alone_gets_the_list_they_get_in_a_batch(pinned):
+    data, model, _ = pinned
     wanted = members(data)[:400]
     batch = model.recommend(wanted, k=10)
     for member in wanted[::20]:

@@ -32,9 +32,21 @@ def sample():
 
 
 @pytest.fixture(scope="module")
-def estimates(sample):
+def features(sample):
+    """The reward model's feature pipeline (ranker-less default stages), fitted before the 14-day window and
+    shared by this module's estimates (for a 7-day window it is only older, never later)."""
+    from recsys.pipeline import Recommender, RecommenderConfig
+
+    data = sample[1]
+    start = (data.end + pd.Timedelta(seconds=1) - pd.Timedelta(days=14)).ceil("h")
+    return Recommender(RecommenderConfig(ranker=None, seed=0)).fit(data.between(None, start))
+
+
+@pytest.fixture(scope="module")
+def estimates(sample, features):
     world, data = sample
-    return evaluate_off_policy(data, POLICIES, world=world, config=OffPolicyConfig(window_days=14, bootstrap=200))
+    return evaluate_off_policy(data, POLICIES, world=world, config=OffPolicyConfig(window_days=14, bootstrap=200),
+                               features=features)
 
 
 def test_estimates_order_the_policies_as_the_simulated_test_does(sample, estimates):
@@ -143,8 +155,9 @@ def test_ratings_without_slots_say_why():
         evaluate_off_policy(data, {"random": "random"})
 
 
-def test_evaluate_off_policy_from_the_command_line(tmp_path):
-    """`recsys evaluate --off-policy` puts each model's estimates at models.<name>.off_policy.<metric>."""
+def test_evaluate_off_policy_from_the_command_line(tmp_path, world_spec):
+    """`recsys evaluate --off-policy` puts each model's estimates at models.<name>.off_policy.<metric> (on a
+    200-member world with its ground truth: the command's plumbing, not the sample's figures)."""
     import json
 
     from typer.testing import CliRunner
@@ -152,7 +165,7 @@ def test_evaluate_off_policy_from_the_command_line(tmp_path):
     from recsys.cli import app
 
     out = tmp_path / "report.json"
-    result = CliRunner().invoke(app, ["evaluate", "--data", "sample", "--folds", "1", "--models", "random,popularity",
+    result = CliRunner().invoke(app, ["evaluate", "--data", world_spec, "--folds", "1", "--models", "random,popularity",
                                       "--off-policy", "--out", str(out)])
     assert result.exit_code == 0, result.output
     from recsys.evaluation.off_policy import DEFAULT_ESTIMATOR
@@ -189,14 +202,14 @@ def test_pipelines_that_differ_only_in_the_ranker_share_stages_in_either_order()
     assert twin.ranker_ is None and twin.generators_ is model.generators_
 
 
-def test_simulate_offline_json_puts_estimates_beside_each_arm():
+def test_simulate_offline_json_puts_estimates_beside_each_arm(world_spec):
     import json
 
     from typer.testing import CliRunner
 
     from recsys.cli import app
 
-    result = CliRunner().invoke(app, ["simulate", "--data", "sample", "--control", "popularity", "--treatment",
+    result = CliRunner().invoke(app, ["simulate", "--data", world_spec, "--control", "popularity", "--treatment",
                                       "random", "--users", "200", "--days", "1", "--offline", "--json"])
     from recsys.evaluation.off_policy import DEFAULT_ESTIMATOR
 
@@ -211,7 +224,7 @@ def test_simulate_offline_json_puts_estimates_beside_each_arm():
     assert agreement["arms"] == 2
 
 
-def test_a_log_without_propensities_gets_them_from_a_model_of_the_logging_policy(sample):
+def test_a_log_without_propensities_gets_them_from_a_model_of_the_logging_policy(sample, features):
     """The sample's log with its propensities removed: a Plackett-Luce model of the logging policy fitted to
     the rows recovers them closely, the report says they were estimated, and the estimates still order
     the four policies as the simulated A/B test does."""
@@ -225,7 +238,7 @@ def test_a_log_without_propensities_gets_them_from_a_model_of_the_logging_policy
     modelled = LoggingModel().fit(bare, stripped).propensities(stripped)
     shown = logged.shown
     assert np.corrcoef(np.log(modelled[shown]), np.log(logged.propensity[shown]))[0, 1] > 0.8
-    report = evaluate_off_policy(bare, POLICIES, world=world, config=OffPolicyConfig(bootstrap=100))
+    report = evaluate_off_policy(bare, POLICIES, world=world, config=OffPolicyConfig(bootstrap=100), features=features)
     assert report.propensities == "estimated" and any("estimated with a Plackett-Luce" in n for n in report.notes)
     dr = {p: report.policies[p]["dr"]["minutes_per_session"].estimate for p in POLICIES}
     assert dr["random"] < min(dr["popularity"], dr["logging"]) and max(dr["popularity"], dr["logging"]) < dr["oracle"]

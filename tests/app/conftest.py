@@ -1,5 +1,6 @@
 """Shared data for the page tests: a tiny simulated world written as a CSV folder, and an app cache of
-this session's own for what is trained on it (models trained on the sample stay in the shared cache)."""
+this session's own for what is trained on it (models trained on the sample stay in the shared cache).
+Worlds with their ground truth come from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from recsys.data.loaders import save_dataset
-from recsys.data.synthetic import SyntheticWorld, WorldConfig, write_world_manifest
+from recsys.data.synthetic import SyntheticWorld, WorldConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,25 +28,6 @@ def tiny_world_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("app-cache")
-
-
-@pytest.fixture(scope="session")
-def world_with_truth(tmp_path_factory):
-    """`world_with_truth(name, config)`: a simulated world written as Parquet with its ground truth (world.json)
-    beside it, so the A/B page can run on it; returns its data spec."""
-    def write(name: str, config: WorldConfig) -> str:
-        world = SyntheticWorld(config)
-        folder = tmp_path_factory.mktemp(name) / "world"
-        save_dataset(world.simulate(), folder)
-        write_world_manifest(world, folder)
-        return f"parquet:{folder}"
-    return write
-
-
-@pytest.fixture(scope="session")
-def world_spec(world_with_truth):
-    """A 200-member world with its ground truth, for the A/B page and its planner."""
-    return world_with_truth("abworld", WorldConfig(seed=8, n_users=200, n_movies=120, n_shows=6, days=100))
 
 
 @pytest.fixture()

@@ -51,11 +51,19 @@ def previous_default(**changes):
     return replace(PREVIOUS_DEFAULT, **changes)
 
 
-def golden_lists(data, recommender, config):
-    """The golden pipeline's lists of the golden members, fitted and served with every thread pool at one
+def golden_lists(data, recommender, config, cache: str | Path | None = None):
+    """The golden members' lists of `golden_run`."""
+    return golden_run(data, recommender, config, cache)[1]
+
+
+def golden_run(data, recommender, config, cache: str | Path | None = None):
+    """(model, lists): the golden pipeline and its lists of the golden members, fitted and served with every thread pool at one
     thread and synopsis embeddings encoded afresh into an empty cache: BLAS, OpenMP and torch reductions
     round differently with more threads, and an embedding encoded earlier (by another test, in another
-    batch of texts, under other thread settings) differs in its last bits, so neither may move a list."""
+    batch of texts, under other thread settings) differs in its last bits, so neither may move a list.
+    `cache`: an embedding cache that only golden_lists calls have filled (so every vector in it was encoded
+    the same way), shared by the golden runs of one process; an empty one of its own otherwise."""
+    import contextlib
     import os
     import tempfile
 
@@ -64,11 +72,12 @@ def golden_lists(data, recommender, config):
     import torch  # noqa: F401  imported before the limit, so that it covers torch's pool alone or in a suite
 
     before = os.environ.get("RECSYS_CACHE_DIR")
-    with tempfile.TemporaryDirectory() as cache, single_threaded():
+    folder = contextlib.nullcontext(str(cache)) if cache is not None else tempfile.TemporaryDirectory()
+    with folder as cache, single_threaded():
         os.environ["RECSYS_CACHE_DIR"] = cache
         try:
             model = recommender(config(sources=SOURCES)).fit(data)
-            return model.recommend(members(data), k=10)
+            return model, model.recommend(members(data), k=10)
         finally:
             if before is None:
                 os.environ.pop("RECSYS_CACHE_DIR", None)

@@ -270,6 +270,75 @@ def batch(
                f"({summary.engine}, {summary.seconds} s)")
 
 
+@app.command("training-table")
+def training_table(
+    data: str = typer.Option("sample", "--data", help=DATA_HELP),
+    out: str = typer.Option(..., "--out", help="The Parquet folder to write: one row per training row with user_id, "
+                                               "item_id, timestamp, device, label, weight and every feature."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or spark; the same table either way."),
+    days: float = typer.Option(14.0, "--days", help="The window: the last DAYS days of the data (ignored with --start)."),
+    start: Optional[str] = typer.Option(None, "--start", help="Window start (e.g. 2025-12-01); default: --days before "
+                                                              "the data ends."),
+    end: Optional[str] = typer.Option(None, "--end", help="Window end, exclusive (default: after the last event)."),
+    negatives: float = typer.Option(4.0, "--negatives", help="Negatives kept per positive, per member (hash-seeded)."),
+    seed: int = typer.Option(0, help="Seed of the negative sample and the feature builder."),
+    slot_features: bool = typer.Option(True, "--slot-features/--no-slot-features",
+                                       help="Add each impression's slot and the plays above it, where the data logs "
+                                            "sessions and positions."),
+    spark_master: str = typer.Option("local[*]", "--spark-master",
+                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: partitions of members "
+                                                                         "and of titles (default: the parallelism)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """The ranker's training table (a window's impressions and plays: labels, negatives sampled by a hash of the
+    row and the seed, duration weights, point-in-time features) as Parquet, in this process or on Spark."""
+    import pandas as pd
+
+    from .spark import SparkUnavailable, spark_session
+    from .spark.training import write_training_table
+    from .training_table import TrainingConfig
+
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, got {engine!r}")
+    if partitions is not None and partitions < 1:
+        _fail("--partitions must be at least 1")
+    if not negatives > 0:
+        _fail("--negatives must be > 0")
+    if not days > 0:
+        _fail("--days must be > 0")
+    times = {}
+    for name, value in (("start", start), ("end", end)):
+        if value is not None:
+            try:
+                times[name] = pd.Timestamp(value)
+            except (ValueError, TypeError):
+                _fail(f"--{name} {value!r} is not a time (use e.g. 2025-12-01)")
+    dataset = _load(data)
+    window_start = times.get("start", (times.get("end", dataset.end) - pd.Timedelta(days=days)))
+    slots = slot_features and dataset.has("events", "position") and dataset.has("events", "session_id")
+    config = TrainingConfig(negatives_per_positive=negatives, seed=seed, sampler="hash")
+
+    def say(message: str, fraction: float) -> None:
+        typer.echo(f"[{fraction:4.0%}] {message}", err=True)
+
+    try:
+        spark = spark_session(spark_master) if engine == "spark" else None
+        summary = write_training_table(dataset, out, window_start, times.get("end"), config, engine=engine,
+                                       spark=spark, slot_features=slots, partitions=partitions, progress=say)
+    except SparkUnavailable as err:
+        _fail(str(err))
+        return
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+        return
+    if as_json:
+        _emit_json(summary.__dict__)
+        return
+    typer.echo(f"{summary.rows:,} training rows ({summary.positives:,} positives) from {window_start} written to "
+               f"{summary.out} ({summary.engine}, {summary.seconds} s)")
+
+
 @app.command()
 def evaluate(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),

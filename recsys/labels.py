@@ -19,6 +19,9 @@ import pandas as pd
 from .data.errors import DataError
 
 __all__ = [
+    "SAMPLERS",
+    "watched_minutes",
+    "row_keys",
     "POSITIVE",
     "NEGATIVE",
     "IGNORED",
@@ -197,6 +200,33 @@ class DownsampleResult:
         }
 
 
+SAMPLERS = ("random", "hash")
+#: The columns a row's sampling key hashes, where present: the member, the title and the moment (and the logged
+#: session and slot, which tell apart two impressions of one title in the same second).
+ROW_KEY_COLUMNS = ("user_id", "item_id", "timestamp", "session_id", "position")
+
+
+def row_keys(frame: pd.DataFrame, seed: int) -> np.ndarray:
+    """A uint64 per row from its `ROW_KEY_COLUMNS` and `seed`: the same row and seed give the same key in any
+    process, partition or order (pandas' fixed-key SipHash of the values' text)."""
+    cols = [c for c in ROW_KEY_COLUMNS if c in frame.columns]
+    if "user_id" not in cols or "item_id" not in cols:
+        raise DataError("hash sampling needs user_id and item_id", column="user_id" if "user_id" not in cols
+                        else "item_id")
+    parts = {}
+    for c in cols:
+        values = frame[c]
+        if c == "timestamp":
+            parts[c] = pd.to_datetime(values).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            parts[c] = pd.to_numeric(values).to_numpy(dtype=np.float64, na_value=np.nan)  # 3, 3.0 and Int64 alike
+        else:
+            text = values.astype(object).to_numpy()
+            parts[c] = np.where(pd.isna(text), "", text.astype(str)).astype(object)  # None, NaN and <NA> alike
+    keyed = pd.DataFrame(parts).assign(_seed=np.int64(seed))
+    return pd.util.hash_pandas_object(keyed, index=False).to_numpy(dtype=np.uint64)
+
+
 def downsample_negatives(
     labeled_frame: pd.DataFrame,
     ratio: float,
@@ -207,8 +237,13 @@ def downsample_negatives(
     label_col: str = "label",
     reweight: bool = False,
     weight_col: str = "weight",
+    sampler: str = "random",
 ) -> DownsampleResult:
     """Keep every positive and a seeded uniform random subset of negatives (about `ratio` per positive).
+
+    `sampler="random"` draws the subset from one generator over the whole frame; `sampler="hash"` keeps the
+    negatives with the smallest `row_keys` (a hash of the row and the seed), so a member's sample depends on
+    their own rows alone and a distributed engine recomputing any partition keeps the same rows.
 
     Global (`by=None`): exactly min(n_neg, round(ratio * n_pos)) negatives are kept.
     Per group (`by="user_id"`): user u keeps min(neg_u, max(min_per_user, round(ratio * pos_u)))
@@ -240,16 +275,24 @@ def downsample_negatives(
             f"{int(unknown.sum())} label(s) are not 1, 0 or -1", column=label_col,
             examples=[f"row {i}: {v!r}" for i, v in zip(np.flatnonzero(unknown)[:5], frame[label_col].to_numpy()[unknown][:5])],
         )
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     pos_mask = labels == POSITIVE
     neg_mask = labels == NEGATIVE
     neg_pos = np.flatnonzero(neg_mask)
     n_pos, n_neg = int(pos_mask.sum()), int(neg_pos.size)
     rng = np.random.default_rng(seed)
     neg_weight = np.ones(n_neg)
+    hashed = row_keys(frame.iloc[neg_pos], seed) if sampler == "hash" else None
 
     if by is None:
         target = min(n_neg, _round_half_up(ratio * n_pos))
-        chosen = np.sort(rng.choice(n_neg, size=target, replace=False, shuffle=False)) if target else np.empty(0, int)
+        if hashed is not None:
+            chosen = np.sort(np.argsort(hashed, kind="stable")[:target])
+        elif target:
+            chosen = np.sort(rng.choice(n_neg, size=target, replace=False, shuffle=False))
+        else:
+            chosen = np.empty(0, int)
         keep_neg = np.zeros(n_neg, dtype=bool)
         keep_neg[chosen] = True
         if target:
@@ -265,7 +308,7 @@ def downsample_negatives(
         neg_per = np.bincount(neg_codes, minlength=n_groups)
         quota = np.minimum(neg_per, np.maximum(min_per_user, _round_half_up(ratio * pos_per)))
         # Random rank of each negative within its group: sort by (group, random key).
-        keys = rng.random(n_neg)
+        keys = hashed if hashed is not None else rng.random(n_neg)
         order = np.lexsort((keys, neg_codes))
         sorted_codes = neg_codes[order]
         starts = np.concatenate(([0], np.cumsum(neg_per)[:-1]))
@@ -343,25 +386,10 @@ class WeightConfig:
                 raise ValueError(f"WeightConfig.{name} must be a finite number >= 0, got {value!r}")
 
 
-def duration_weights(
-    frame: pd.DataFrame,
-    items: pd.DataFrame | None = None,
-    config: WeightConfig | None = None,
-    *,
-    label_col: str = "label",
-) -> pd.Series:
-    """Sample weights growing (concavely, capped) with minutes watched; float, aligned to `frame.index`.
-
-    watched_minutes = minutes_watched where known, else watch_fraction * items.duration_min.
-    Rows with `label_col` == 1 (all rows if the column is absent) get
-    clip((watched_minutes / reference_minutes) ** power, min_weight, max_weight); other rows
-    get `negative_weight`; rows with unknown watched minutes get `missing_weight`. With the
-    defaults and a 60-minute reference, 80% of a 120-minute film (96 min) weighs 1.265 and 80%
-    of a 22-minute episode (17.6 min) weighs 0.542: the note's session-watch-time argument.
-    The result's `.attrs` records `reference_minutes`, `missing` and `capped` counts.
-    """
+def watched_minutes(frame: pd.DataFrame, items: pd.DataFrame | None = None) -> np.ndarray:
+    """Minutes watched per row: minutes_watched where known, else watch_fraction x the title's duration_min;
+    NaN where neither is known (what `duration_weights` weighs, and the pool its reference median is taken of)."""
     frame = _require_frame(frame, "frame")
-    config = config or WeightConfig()
     n = len(frame)
     watched = np.full(n, np.nan)
     if "minutes_watched" in frame.columns:
@@ -388,6 +416,30 @@ def duration_weights(
     if np.any(watched[~np.isnan(watched)] < 0):
         raise DataError("negative minutes watched", column="minutes_watched")
 
+    return watched
+
+
+def duration_weights(
+    frame: pd.DataFrame,
+    items: pd.DataFrame | None = None,
+    config: WeightConfig | None = None,
+    *,
+    label_col: str = "label",
+) -> pd.Series:
+    """Sample weights growing (concavely, capped) with minutes watched; float, aligned to `frame.index`.
+
+    watched_minutes = minutes_watched where known, else watch_fraction * items.duration_min.
+    Rows with `label_col` == 1 (all rows if the column is absent) get
+    clip((watched_minutes / reference_minutes) ** power, min_weight, max_weight); other rows
+    get `negative_weight`; rows with unknown watched minutes get `missing_weight`. With the
+    defaults and a 60-minute reference, 80% of a 120-minute film (96 min) weighs 1.265 and 80%
+    of a 22-minute episode (17.6 min) weighs 0.542: the note's session-watch-time argument.
+    The result's `.attrs` records `reference_minutes`, `missing` and `capped` counts.
+    """
+    frame = _require_frame(frame, "frame")
+    config = config or WeightConfig()
+    n = len(frame)
+    watched = watched_minutes(frame, items)
     if label_col in frame.columns:
         weighted = pd.to_numeric(frame[label_col], errors="coerce").to_numpy() == POSITIVE
     else:

@@ -37,6 +37,8 @@ class TrainingConfig:
     negatives_per_positive: downsampling target (None keeps every negative).
     downsample_by: "user_id" balances each member separately; None downsamples globally.
     reweight_negatives: give kept negatives weight n_neg / n_kept so probabilities stay calibrated.
+    sampler: "random" (one seeded draw over the table) or "hash" (each row's fate from a hash of the row and
+        the seed: the same on any partition, what the Spark engine uses; `labels.downsample_negatives`).
     """
 
     labels: LabelConfig = field(default_factory=LabelConfig)
@@ -45,6 +47,7 @@ class TrainingConfig:
     downsample_by: str | None = "user_id"
     reweight_negatives: bool = False
     seed: int = 0
+    sampler: str = "random"
 
 
 @dataclass
@@ -105,7 +108,7 @@ def build_training_table(
         raise DataError("the window has no positive events to learn from", file=dataset.name, column="label")
     if config.negatives_per_positive is not None:
         result = downsample_negatives(frame, config.negatives_per_positive, config.seed, by=config.downsample_by,
-                                      reweight=config.reweight_negatives)
+                                      reweight=config.reweight_negatives, sampler=config.sampler)
         kept, balance = result.frame, result.as_dict()
     else:
         kept = frame[frame["label"] >= 0]
@@ -169,7 +172,8 @@ def candidate_table(dataset: Dataset, blend, builder: FeatureBuilder, history: H
     if counts["positive"] == 0:
         return None
     if config.negatives_per_positive is not None:
-        result = downsample_negatives(rows, config.negatives_per_positive, seed, by=config.downsample_by)
+        result = downsample_negatives(rows, config.negatives_per_positive, seed, by=config.downsample_by,
+                                      sampler=config.sampler)
         kept, balance = result.frame, result.as_dict()
     else:
         kept, balance = rows[rows["label"] >= 0], dict(counts)
@@ -198,7 +202,8 @@ def holdout_table(dataset: Dataset, visible: Dataset, hidden: Dataset, blend, bu
     rows["label"] = rows["label"].fillna(0).astype(np.int8)
     counts = {"positive": int((rows["label"] == 1).sum()), "negative": int((rows["label"] == 0).sum()),
               "ignored": 0}
-    result = downsample_negatives(rows, config.negatives_per_positive or 1e9, seed, by=config.downsample_by)
+    result = downsample_negatives(rows, config.negatives_per_positive or 1e9, seed, by=config.downsample_by,
+                                  sampler=config.sampler)
     kept = result.frame.reset_index(drop=True)
     feature_rows = _feature_rows(kept["user_id"], kept["item_id"], now, None, builder.has_device_)
     features = builder.transform(feature_rows, builder.index(visible))

@@ -332,3 +332,45 @@ def test_weight_errors():
                 {"reference_minutes": -5}, {"negative_weight": -1}, {"max_weight": float("inf")}):
         with pytest.raises(ValueError):
             WeightConfig(**bad)
+
+
+def _hash_sample(frame: pd.DataFrame, seed: int = 0) -> set[tuple]:
+    kept = downsample_negatives(frame, 1.0, seed, by="user_id", sampler="hash").frame
+    return set(map(tuple, kept[["user_id", "item_id", "timestamp", "label"]].astype(str).to_numpy()))
+
+
+@settings(max_examples=40)
+@given(n=st.integers(5, 60), seed=st.integers(0, 3), shuffle=st.integers(0, 2**16))
+def test_hash_sampling_of_a_member_depends_only_on_their_rows(n, seed, shuffle):
+    """Alone, among others, in any order: a member keeps the same negatives (what lets Spark recompute any
+    partition); the quotas are those of the random sampler."""
+    rng = np.random.default_rng(shuffle)
+    frame = pd.DataFrame({
+        "user_id": rng.choice(["a", "b", "c"], size=n), "item_id": [f"m{i}" for i in rng.integers(0, 15, size=n)],
+        "timestamp": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 10**6, size=n), unit="s"),
+        "label": rng.choice([0, 0, 1], size=n)})
+    whole = _hash_sample(frame, seed)
+    shuffled = _hash_sample(frame.sample(frac=1.0, random_state=shuffle % 1000), seed)
+    assert whole == shuffled
+    for member in frame["user_id"].unique():
+        alone = _hash_sample(frame[frame["user_id"] == member], seed)
+        assert alone == {row for row in whole if row[0] == member}
+    random = downsample_negatives(frame, 1.0, seed, by="user_id").frame
+    assert random.groupby("user_id")["label"].value_counts().to_dict() == \
+        downsample_negatives(frame, 1.0, seed, by="user_id", sampler="hash").frame.groupby("user_id")[
+            "label"].value_counts().to_dict()
+
+
+def test_row_keys_are_the_same_for_the_same_row_in_any_dtype():
+    from recsys.labels import row_keys
+
+    a = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["m1", "m2"],
+                      "timestamp": [pd.Timestamp("2025-01-01 10:00"), pd.Timestamp("2025-01-02")],
+                      "session_id": ["s1", None], "position": [3, 4]})
+    b = a.astype({"user_id": "string", "position": "Int64", "timestamp": "datetime64[us]"})
+    b["session_id"] = pd.array(["s1", pd.NA], dtype="string")
+    assert (row_keys(a, 7) == row_keys(b, 7)).all()
+    assert (row_keys(a, 7) != row_keys(a, 8)).all()
+    assert row_keys(a, 7)[0] != row_keys(a.assign(position=[2, 4]), 7)[0]
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        downsample_negatives(a.assign(label=[0, 1]), 1.0, sampler="coin")

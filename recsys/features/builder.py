@@ -18,7 +18,7 @@ from ..errors import NotFittedError
 from ..labels import LabelConfig
 from .context import ContextFeatures
 from .exposure import ExposureFeatures
-from .group import FeatureGroup
+from .group import READS, FeatureGroup
 from .history import History
 from .media import MediaFeatures
 from .rows import Rows
@@ -136,25 +136,42 @@ class FeatureBuilder:
         """A frame of (user_id, item_id, timestamp[, device]) rows in this builder's indices."""
         return Rows.from_frame(frame.reset_index(drop=True), history.users, self.item_ids_, self.origin_)
 
-    def transform(self, rows: pd.DataFrame | Rows, history: Dataset | History) -> FeatureTable:
-        """Features for each row (user_id, item_id, timestamp[, device]) from `history` events before it."""
+    def transform(self, rows: pd.DataFrame | Rows, history: Dataset | History, reads: str | None = None
+                  ) -> FeatureTable:
+        """Features for each row (user_id, item_id, timestamp[, device]) from `history` events before it.
+
+        `reads` ("member" or "title") computes only the groups that read that side of the past
+        (`FeatureGroup.reads`): `history` then needs only the rows' members' or titles' events."""
         self._check()
+        if reads is not None and reads not in READS:
+            raise ValueError(f"reads must be one of {READS} or None, got {reads!r}")
         index = history if isinstance(history, History) else self.index(history)
         if isinstance(rows, Rows):
-            return self._compute(rows, index)
+            return self._compute(rows, index, reads)
         missing = [c for c in ("user_id", "item_id", "timestamp") if c not in rows.columns]
         if missing:
             raise DataError(f"rows need columns {missing}", column=missing[0])
         rows = rows.reset_index(drop=True)
         if len(rows) <= self.chunk_rows:
-            return self._compute(self.rows(rows, index), index)
+            return self._compute(self.rows(rows, index), index, reads)
         # bounded memory: the user x media pairs of a chunk, not of the whole table, live at once
-        return FeatureTable.concat([self._compute(self.rows(rows.iloc[lo:lo + self.chunk_rows], index), index)
+        return FeatureTable.concat([self._compute(self.rows(rows.iloc[lo:lo + self.chunk_rows], index), index,
+                                                  reads)
                                     for lo in range(0, len(rows), self.chunk_rows)])
 
-    def _compute(self, rows: Rows, history: History) -> FeatureTable:
+    def feature_set_reading(self, reads: str | None) -> FeatureSet:
+        """The features of the groups that read `reads` (all of them for None), in FeatureSet order."""
+        self._check()
+        if reads is None:
+            return self.feature_set_
+        names = {f.name for g in self.groups_ if g.reads == reads for f in g.features_}
+        return FeatureSet(tuple(f for f in self.feature_set_ if f.name in names))
+
+    def _compute(self, rows: Rows, history: History, reads: str | None = None) -> FeatureTable:
         blocks: list[Block] = []
         for group in self.groups_:
+            if reads is not None and group.reads != reads:
+                continue
             made = group.compute(rows, history, self.titles_)
             names = [name for block in made for name in block.columns]
             if sorted(names) != sorted(group.names):
@@ -167,7 +184,7 @@ class FeatureBuilder:
         keys = [Block("member_keys", rows.query, {"user_id": rows.q_user_ids}, rows.n_queries),
                 Block("row_keys", None, {"item_id": rows.item_ids, "timestamp": rows.times,
                                          **({"device": rows.device} if rows.device is not None else {})}, len(rows))]
-        return FeatureTable(feature_set=self.feature_set_, blocks=blocks, keys=keys, n_rows=len(rows))
+        return FeatureTable(feature_set=self.feature_set_reading(reads), blocks=blocks, keys=keys, n_rows=len(rows))
 
 
 def _synopsis_embeddings(synopses: pd.Series) -> np.ndarray:

@@ -3,9 +3,11 @@
 A group's `fit(dataset, titles)` decides which of its features the data supports (absent ones
 are never faked) and sets `features_`; `compute(rows, history, titles)` returns `Block`s whose
 columns are exactly those features. Each feature is therefore named, described and computed in
-one place. A group reads only the rows' own members' past (`history`) and the shared title
-tables, so any subset of members can be computed on its own (a distributed engine can run the
-groups on partitions of members), and a member's values do not depend on who else is in the batch.
+one place. A group reads the shared title tables and one side of the past, which its `reads` names:
+"member" groups only the rows' own members' events, "title" groups only the rows' titles' events (every
+member's plays of that title). A distributed engine therefore computes the member groups on partitions of
+members and the title groups on partitions of titles (`recsys.spark.training`), and a row's values do not
+depend on who else is in the batch.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from .spec import Feature
 from .table import Block
 from .titles import TitleTables
 
-__all__ = ["FeatureGroup"]
+__all__ = ["FeatureGroup", "READS"]
+
+READS = ("member", "title")
 
 
 class FeatureGroup(abc.ABC):
     """Base of the feature groups: user, context, media, user x media, sparse lists."""
 
     name: ClassVar[str] = ""
+    #: Whose events `compute` reads: "member" (the rows' members') or "title" (the rows' titles').
+    reads: ClassVar[str] = "member"
     features_: tuple[Feature, ...]
 
     @abc.abstractmethod

@@ -39,6 +39,7 @@ class MediaFeatures(FeatureGroup):
     the last 1 / 7 / 30 days and the 30-day positive rate."""
 
     name = "media"
+    reads = "title"
 
     def __init__(self, popularity_days: tuple[int, ...] = (1, 7, 30)) -> None:
         self.popularity_days = popularity_days

@@ -30,7 +30,9 @@ def check_spark() -> None:
 
 
 def spark_session(master: str = "local[*]", app_name: str = "recsys", shuffle_partitions: int | None = None):
-    """A SparkSession on `master` (any cluster URL, or local[N]); Python workers run this interpreter."""
+    """A SparkSession on `master` (any cluster URL, or local[N]); Python workers run this interpreter. The driver
+    JVM's heap is RECSYS_SPARK_DRIVER_MEMORY (default 4g: Spark's 1g runs out holding the training table's input
+    events, which the driver hands to Spark; in local mode the executors share that heap)."""
     check_spark()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -39,7 +41,8 @@ def spark_session(master: str = "local[*]", app_name: str = "recsys", shuffle_pa
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC"))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.memory", os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "4g")))
     if shuffle_partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     return builder.getOrCreate()

@@ -166,6 +166,18 @@ def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[
     return ids.mapInPandas(_serve_partition(name, int(k), context), LIST_SCHEMA)
 
 
+def write_spark_table(spark, table, out: str | os.PathLike) -> None:
+    """Write a Spark DataFrame as a Parquet folder at `out`: a URI on storage the executors share is published by
+    Spark's committer; a local path (local masters only) is written beside `out` and replaced only once whole."""
+    if "://" in str(out):  # storage the executors share (hdfs://, s3a://, file:///shared)
+        table.write.mode("overwrite").parquet(str(out))
+    elif not spark.sparkContext.master.startswith("local"):
+        raise ValueError(f"{out} is a path on this machine, which executors on {spark.sparkContext.master} cannot "
+                         "write: give a URI on storage they share (file:///shared/..., hdfs://..., s3a://...)")
+    else:
+        _publish(Path(out), lambda tmp: table.write.parquet(tmp.resolve().as_uri()))
+
+
 def batch_spark(spark, artifacts: str | os.PathLike, out: str | os.PathLike, k: int = 10,
                 context: dict[str, Any] | None = None, partitions: int | None = None,
                 progress: Progress | None = None) -> BatchSummary:
@@ -178,13 +190,7 @@ def batch_spark(spark, artifacts: str | os.PathLike, out: str | os.PathLike, k: 
     members = saved_member_ids(artifacts)
     say(f"serving {len(members):,} members on {spark.sparkContext.master}", 0.1)
     lists = spark_lists(spark, artifacts, k, context, partitions, members)
-    if "://" in str(out):  # storage the executors share (hdfs://, s3a://, file:///shared): Spark's committer publishes
-        lists.write.mode("overwrite").parquet(str(out))
-    elif not spark.sparkContext.master.startswith("local"):
-        raise ValueError(f"{out} is a path on this machine, which executors on {spark.sparkContext.master} cannot "
-                         "write: give a URI on storage they share (file:///shared/..., hdfs://..., s3a://...)")
-    else:
-        _publish(Path(out), lambda tmp: lists.write.parquet(tmp.resolve().as_uri()))
+    write_spark_table(spark, lists, out)
     rows = spark.read.parquet(str(out)).count()
     say("done", 1.0)
     return BatchSummary(len(members), rows, round(time.perf_counter() - t, 2), str(out), "spark")

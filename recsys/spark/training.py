@@ -37,7 +37,7 @@ from ..features.slot import SlotFeatures
 from ..features.table import KEY_COLUMNS
 from ..labels import ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, watched_minutes
 from ..training_table import TrainingConfig, build_training_table
-from .batch import _PART, _publish
+from .batch import _PART, _publish, write_spark_table
 
 __all__ = ["TableSummary", "flat_table", "training_table_local", "training_table_spark", "write_training_table",
            "read_training_table"]
@@ -358,13 +358,7 @@ def write_training_table(dataset: Dataset, out: str | os.PathLike, start: Timest
             raise ValueError("engine='spark' needs a Spark session (recsys.spark.spark_session)")
         table = training_table_spark(spark, dataset, start, end, config, slot_features=slot_features,
                                      partitions=partitions, progress=progress)
-        if "://" in str(out):
-            table.write.mode("overwrite").parquet(str(out))
-        elif not spark.sparkContext.master.startswith("local"):
-            raise ValueError(f"{out} is a path on this machine, which executors on {spark.sparkContext.master} "
-                             "cannot write: give a URI on storage they share (file:///shared/..., hdfs://...)")
-        else:
-            _publish(Path(out), lambda tmp: table.write.parquet(tmp.resolve().as_uri()))
+        write_spark_table(spark, table, out)
         written = spark.read.parquet(str(out))
         rows, positives = written.count(), written.filter("label = 1").count()
     else:

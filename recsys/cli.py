@@ -39,6 +39,17 @@ def _load(spec: str):
         _fail(str(err))
 
 
+def _parquet_folder(spec: str) -> Path | None:
+    """The folder a `sample` or `parquet:PATH` spec names (Spark's executors can read it), else None."""
+    from .data.loaders import sample_data_dir
+
+    if spec == "sample":
+        return sample_data_dir()
+    if spec.startswith("parquet:"):
+        return Path(spec.split(":", 1)[1]).expanduser()
+    return None
+
+
 def _emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -314,9 +325,6 @@ def training_table(
                 times[name] = pd.Timestamp(value)
             except (ValueError, TypeError):
                 _fail(f"--{name} {value!r} is not a time (use e.g. 2025-12-01)")
-    dataset = _load(data)
-    window_start = times.get("start", (times.get("end", dataset.end) - pd.Timedelta(days=days)))
-    slots = slot_features and dataset.has("events", "position") and dataset.has("events", "session_id")
     config = TrainingConfig(negatives_per_positive=negatives, seed=seed, sampler="hash")
 
     def say(message: str, fraction: float) -> None:
@@ -324,6 +332,24 @@ def training_table(
 
     try:
         spark = spark_session(spark_master) if engine == "spark" else None
+        folder = _parquet_folder(data)
+        if spark is not None and folder is not None:  # the executors read the events; the driver never holds them
+            from .spark.source import read_source
+
+            say(f"reading {data} on the executors (checked partition by partition)", 0.0)
+            dataset = read_source(spark, folder, name="sample" if data == "sample" else None,
+                                  partitions=partitions)
+            last = dataset.end
+            for reason, count in dataset.report.dropped.items():
+                say(f"dropped {count:,} {reason}", 0.0)
+            for note in dataset.report.notes:
+                say(note, 0.0)
+        else:
+            dataset = _load(data)
+            last = dataset.end
+        window_start = times.get("start", (times.get("end", last) - pd.Timedelta(days=days)))
+        shell = dataset.shell if hasattr(dataset, "shell") else dataset
+        slots = slot_features and shell.has("events", "position") and shell.has("events", "session_id")
         summary = write_training_table(dataset, out, window_start, times.get("end"), config, engine=engine,
                                        spark=spark, slot_features=slots, partitions=partitions, progress=say)
     except SparkUnavailable as err:

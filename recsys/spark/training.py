@@ -38,12 +38,15 @@ from ..features.table import KEY_COLUMNS
 from ..labels import ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, watched_minutes
 from ..training_table import TrainingConfig, build_training_table
 from .batch import _PART, _publish, write_spark_table
+from .source import SparkSource
 
 __all__ = ["TableSummary", "flat_table", "training_table_local", "training_table_spark", "write_training_table",
            "read_training_table"]
 
 Progress = Callable[[str, float], None]
-_USER = "_u_"  # prefix of the member records' columns inside the member shuffle
+_USER = "_u_"
+#: The default partitions hold about this many events each (at least one partition per core).
+EVENTS_PER_PARTITION = 1_000_000  # prefix of the member records' columns inside the member shuffle
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def _partition_features(builder: FeatureBuilder, shell: Dataset, reads: str, eve
     return run
 
 
-def training_table_spark(spark, dataset: Dataset, start: Timestamp | None = None, end: Timestamp | None = None,
+def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | None = None, end: Timestamp | None = None,
                          config: TrainingConfig | None = None, builder: FeatureBuilder | None = None,
                          slot_features: bool = False, partitions: int | None = None, progress: Progress | None = None):
     """The flat training table as a Spark DataFrame (see the module docstring), equal to `training_table_local`
@@ -194,27 +197,39 @@ def training_table_spark(spark, dataset: Dataset, start: Timestamp | None = None
 
     say = progress or (lambda message, fraction: None)
     config = _spark_config(config)
+    source = data if isinstance(data, SparkSource) else None
+    dataset = source.shell if source is not None else data
     if slot_features and not (dataset.has("events", "position") and dataset.has("events", "session_id")):
         raise DataError("slot features need the logged rows' position and session_id", file=dataset.name,
                         column="position")
-    parts = partitions or spark.sparkContext.defaultParallelism
+    parts = partitions or max(spark.sparkContext.defaultParallelism,
+                              -(-source.n_events // EVENTS_PER_PARTITION) if source is not None else 1)
     say("fitting the feature builder (static facts only)", 0.0)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
     end_ts = None if end is None else pd.Timestamp(end)
-    past = dataset.between(None, end_ts)
-    window = dataset.between(start, end_ts).events
-    if len(window) == 0:
-        raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
-    shell = dataset._with(dataset.users.iloc[:0], dataset.items, dataset.events.iloc[:0], dataset.searches.iloc[:0])
-    has_device = "device" in window.columns
-
-    say("labels and hash-seeded negatives per member", 0.1)
-    events_sdf = _to_spark(spark, past.events)
+    if source is not None:  # the executors read the events: filter there
+        events_sdf, searches_sdf = source.events, source.searches
+        if end_ts is not None:
+            events_sdf = events_sdf.filter(F.col("timestamp") < F.lit(end_ts.to_pydatetime()))
+            if searches_sdf is not None:
+                searches_sdf = searches_sdf.filter(F.col("timestamp") < F.lit(end_ts.to_pydatetime()))
+        like = dataset.events.iloc[:0]
+    else:
+        past = dataset.between(None, end_ts)
+        events_sdf = _to_spark(spark, past.events)
+        searches_sdf = _to_spark(spark, past.searches) if len(past.searches) else None
+        like = past.events.iloc[:0]
     window_sdf = events_sdf
     if start is not None:
         window_sdf = window_sdf.filter(F.col("timestamp") >= F.lit(pd.Timestamp(start).to_pydatetime()))
+    if window_sdf.limit(1).count() == 0:
+        raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
+    shell = dataset._with(dataset.users.iloc[:0], dataset.items, like, dataset.searches.iloc[:0])
+    has_device = "device" in like.columns
+
+    say("labels and hash-seeded negatives per member", 0.1)
     slot_names = SlotFeatures().names if slot_features else []
-    stage1_schema = _schema_of(spark, window, extra=[("label", "int"), ("_w0", "double"), ("_watched", "double")]
+    stage1_schema = _schema_of(spark, like, extra=[("label", "int"), ("_w0", "double"), ("_watched", "double")]
                                + [(n, "double") for n in slot_names] + [("_n", "bigint")])
     kept = (window_sdf.repartition(parts, "user_id")
             .mapInPandas(_member_rows(shell, config, slot_features, _names_of(stage1_schema)), stage1_schema)).cache()
@@ -242,9 +257,9 @@ def training_table_spark(spark, dataset: Dataset, start: Timestamp | None = None
 
     say("point-in-time features on partitions of members and of titles", 0.4)
     rows_sdf = kept.select(*row_keys, "_n")
-    searches = past.searches
-    event_cols = list(past.events.columns)
-    search_cols = list(searches.columns) if len(searches) else []  # no searches: the partitions use the empty table
+    event_cols = list(like.columns)
+    # no searches: the partitions use the empty table
+    search_cols = list(shell.searches.columns) if searches_sdf is not None else []
     user_cols = list(dataset.users.columns)
     kinds = {f.name: f.kind for f in builder.feature_set}
     sides = []
@@ -253,8 +268,8 @@ def training_table_spark(spark, dataset: Dataset, start: Timestamp | None = None
         key = "user_id" if reads == "member" else "item_id"
         tagged = [rows_sdf.withColumn("_kind", F.lit("row")), events_sdf.withColumn("_kind", F.lit("event"))]
         if reads == "member":
-            if len(searches):
-                tagged.append(_to_spark(spark, searches).withColumn("_kind", F.lit("search")))
+            if searches_sdf is not None:
+                tagged.append(searches_sdf.withColumn("_kind", F.lit("search")))
             users = dataset.users.rename(columns={c: _USER + c for c in user_cols}).assign(user_id=dataset.users["user_id"])
             tagged.append(_to_spark(spark, users).withColumn("_kind", F.lit("user")))
         union = tagged[0]
@@ -337,15 +352,18 @@ def _add_field(schema, name: str, kind: str):
     return StructType(list(schema.fields) + [StructField(name, DoubleType() if kind == "double" else kind)])
 
 
-def write_training_table(dataset: Dataset, out: str | os.PathLike, start: Timestamp | None = None,
+def write_training_table(data: Dataset | SparkSource, out: str | os.PathLike, start: Timestamp | None = None,
                          end: Timestamp | None = None, config: TrainingConfig | None = None, engine: str = "local",
                          spark=None, slot_features: bool = False, partitions: int | None = None,
                          progress: Progress | None = None) -> TableSummary:
-    """Write the flat training table as a Parquet folder at `out` (published whole, or not at all)."""
+    """Write the flat training table as a Parquet folder at `out` (published whole, or not at all). On Spark, `data`
+    may be a `SparkSource` (the executors read the events), in one process it is a loaded Dataset."""
     say = progress or (lambda message, fraction: None)
     t = time.perf_counter()
     if engine == "local":
-        frame = training_table_local(dataset, start, end, config, slot_features=slot_features)
+        if not isinstance(data, Dataset):
+            raise ValueError("engine='local' needs a loaded Dataset (recsys.load_dataset)")
+        frame = training_table_local(data, start, end, config, slot_features=slot_features)
 
         def write(tmp: Path) -> None:
             tmp.mkdir()
@@ -356,7 +374,7 @@ def write_training_table(dataset: Dataset, out: str | os.PathLike, start: Timest
     elif engine == "spark":
         if spark is None:
             raise ValueError("engine='spark' needs a Spark session (recsys.spark.spark_session)")
-        table = training_table_spark(spark, dataset, start, end, config, slot_features=slot_features,
+        table = training_table_spark(spark, data, start, end, config, slot_features=slot_features,
                                      partitions=partitions, progress=progress)
         write_spark_table(spark, table, out)
         written = spark.read.parquet(str(out))

@@ -1,7 +1,8 @@
 """The Spark training table equals the single-process one row for row (floats to 1e-9, text and id lists
 exactly), whatever the partitioning, on a tiny simulated world with logged slots and on a hand-made world with
 ties at one timestamp, members with no history and one heavy member; the command writes the same table with
-either engine."""
+either engine. A Parquet folder read by Spark's executors gives the loader's events (types, exact duplicates
+dropped and counted) and the loader's errors (file, column, the row in the file)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from recsys.cli import app
-from recsys.data import Dataset
+from recsys.data import Dataset, load_dataset
+from recsys.data.errors import DataError
 from recsys.data.loaders import save_dataset
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import FeatureBuilder
+from recsys.spark.source import read_source
 from recsys.spark.training import read_training_table, training_table_local, training_table_spark
 from recsys.training_table import TrainingConfig
 
@@ -131,3 +134,70 @@ def test_training_table_command_both_engines(spark, tmp_path):
     bad = CliRunner().invoke(app, ["training-table", "--data", f"parquet:{folder}", "--out", str(tmp_path / "x"),
                                    "--start", "someday"])
     assert bad.exit_code == 2 and "--start 'someday' is not a time" in bad.output
+
+
+# ------------------------------------------------------------- read by the executors
+KEY = ["user_id", "item_id", "timestamp", "session_id", "position"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A small world on disk whose events file repeats two rows exactly."""
+    data = SyntheticWorld(WorldConfig(seed=9, n_users=50, n_movies=30, n_shows=2, days=50)).simulate()
+    folder = tmp_path_factory.mktemp("source") / "world"
+    save_dataset(data, folder)
+    events = pd.read_parquet(folder / "events.parquet")
+    pd.concat([events, events.iloc[[3, 10]]], ignore_index=True).to_parquet(folder / "events.parquet", index=False)
+    return folder
+
+
+def test_executors_read_the_loaders_events_and_count_the_duplicates(spark, folder):
+    loaded = load_dataset(f"parquet:{folder}")
+    source = read_source(spark, folder, partitions=3)
+    assert source.report.dropped == loaded.report.dropped == {"exact duplicate rows in events.parquet": 2}
+    assert (source.start, source.end) == (loaded.start, loaded.end)
+    for column in ("device", "position", "session_id", "watch_fraction", "rating"):
+        assert source.has(column) == loaded.has("events", column), column
+    remote = source.events.toPandas().sort_values(KEY, ignore_index=True)
+    local = loaded.events.sort_values(KEY, ignore_index=True)
+    assert len(remote) == len(local) == len(pd.read_parquet(folder / "events.parquet")) - 2
+    for column in local.columns:
+        x, y = local[column], remote[column]
+        if column == "timestamp":
+            assert (x.astype("datetime64[us]").to_numpy() == y.astype("datetime64[us]").to_numpy()).all()
+        elif pd.api.types.is_numeric_dtype(x):
+            np.testing.assert_array_equal(y.to_numpy(float), x.to_numpy(float), err_msg=column)
+        else:
+            assert [_plain(v) for v in y.astype(object)] == [_plain(v) for v in x.astype(object)], column
+    assert set(source.shell.searches["query"]) == set(loaded.searches["query"])
+
+
+def test_the_table_from_the_executors_equals_the_single_process(spark, folder):
+    loaded = load_dataset(f"parquet:{folder}")
+    config = TrainingConfig(sampler="hash")
+    builder = FeatureBuilder(seed=0).fit(loaded)
+    start = loaded.end - pd.Timedelta(days=10)
+    local = training_table_local(loaded, start, None, config, builder=builder, slot_features=True)
+    remote = training_table_spark(spark, read_source(spark, folder, partitions=7), start, None, config,
+                                  builder=builder, slot_features=True, partitions=7).toPandas()
+    assert len(local) > 100
+    assert_same_table(local, remote)
+
+
+def test_a_bad_row_is_named_with_its_file_column_and_row(spark, folder, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("users", "items", "searches"):
+        (bad / f"{name}.parquet").write_bytes((folder / f"{name}.parquet").read_bytes())
+    events = pd.read_parquet(folder / "events.parquet")
+    events.loc[1234, "item_id"] = "no-such-title"
+    events.to_parquet(bad / "events.parquet", index=False)
+    with pytest.raises(DataError) as caught:
+        read_source(spark, bad, partitions=3)
+    err = caught.value
+    assert err.file == str(bad / "events.parquet") and err.column == "item_id"
+    assert "1 row(s) point at 1 id(s) not in the items table" in err.problem
+    assert err.examples[0].startswith("row 1234: ") and "no-such-title" in err.examples[0]
+    (bad / "events.parquet").unlink()
+    with pytest.raises(DataError, match="required file events.parquet not found"):
+        read_source(spark, bad)

@@ -1,0 +1,239 @@
+"""A Parquet dataset folder read by Spark's executors, not by the driver: the catalogue and the member records (the
+feature builder's static facts) on the driver, the events and searches as Spark DataFrames checked partition by
+partition with the loader's own rules (types, required values, references to members and titles, nothing before
+a member's signup or a title's arrival), exact duplicate events dropped and counted as `load_dataset` does.
+
+What reaches the driver grows with the catalogue and the members, never with the events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset, LoadReport, _check_not_before, _hashable
+from ..data.errors import DataError
+from ..data.loaders import _read_parquet
+from ..data.schema import EVENTS, ITEMS, SEARCHES, USERS, TableSchema
+from ..data.validation import check_references, coerce_table
+
+__all__ = ["SparkSource", "read_source"]
+
+_ROW = "_row"  # the event's row number in its Parquet file, for error messages
+_ERROR = "_error"
+_SLICE = 100_000  # rows per frame handed back to Spark (one Arrow batch stays far below 2 GB)
+_EMPTY_SEARCHES = pd.DataFrame({"user_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[ns]"),
+                                "query": pd.Series(dtype=object)})
+
+
+@dataclass(frozen=True)
+class SparkSource:
+    """A dataset whose events live in Spark. `shell` is a Dataset with every member and title, one made-up event
+    holding a value in each event column the data fills (what the feature builder's fit asks: which columns have
+    values) and one search per distinct query (the search vocabulary); `events` and `searches` are the checked
+    Spark DataFrames (searches None when there are none)."""
+
+    name: str
+    shell: Dataset
+    events: Any
+    searches: Any | None
+    start: pd.Timestamp
+    end: pd.Timestamp
+    report: LoadReport
+    n_events: int
+
+    def has(self, column: str) -> bool:
+        """Whether the events fill `column` anywhere (`Dataset.has("events", column)`)."""
+        return self.shell.has("events", column)
+
+
+def _file_rows(examples: list[str], rows: np.ndarray) -> list[str]:
+    """The loader's examples ("row P: ...", P a position in the partition) with P as the row of the file."""
+    return [re.sub(r"^row (\d+)", lambda m: f"row {int(rows[int(m.group(1))])}", e) for e in examples]
+
+
+def _event_checks(users: pd.DataFrame, items: pd.DataFrame):
+    """The loader's row checks of the events (`Dataset.from_frames`): feedback present, known members and titles,
+    nothing before a signup or a title's arrival."""
+    user_ids, item_ids = pd.Index(users["user_id"]), pd.Index(items["item_id"])
+
+    def check(events: pd.DataFrame, file: str) -> None:
+        feedback = [c for c in ("watch_fraction", "rating") if c in events.columns]
+        none = events[feedback].isna().all(axis=1)
+        if none.any():
+            raise DataError(f"{int(none.sum())} event(s) have neither a watch fraction nor a rating", file=file,
+                            column=feedback[0], examples=[f"row {i}: {r}" for i, r in
+                                                          events.loc[none].head(5).to_dict("index").items()])
+        check_references(events, "user_id", user_ids, file, "users")
+        check_references(events, "item_id", item_ids, file, "items")
+        _check_not_before(events, users, "user_id", "signup_time", file, "users")
+        _check_not_before(events, items, "item_id", "added_at", file, "items")
+    return check
+
+
+def _search_checks(users: pd.DataFrame):
+    """The loader's row checks of the searches: known members, nothing before a signup."""
+    user_ids = pd.Index(users["user_id"])
+
+    def check(searches: pd.DataFrame, file: str) -> None:
+        check_references(searches, "user_id", user_ids, file, "users")
+        _check_not_before(searches, users, "user_id", "signup_time", file, "users")
+    return check
+
+
+def _read(spark, file: Path):
+    """A Parquet file as a Spark DataFrame split across the cores (at row groups); nanosecond timestamps (what
+    pandas writes) come as whole nanoseconds, which Spark cannot hold as timestamps (`_as_times` turns them back)."""
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    split = max(1 << 20, file.stat().st_size // max(1, spark.sparkContext.defaultParallelism))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(min(split, 128 << 20)))
+    return spark.read.parquet(str(file))
+
+
+def _parquet_rows(file: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(file).metadata.num_rows
+
+
+def _nanosecond_columns(file: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return [f.name for f in pq.read_schema(file) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
+
+
+def _as_times(frame: pd.DataFrame, nanos: list[str]) -> pd.DataFrame:
+    for c in nanos:
+        if c in frame.columns:
+            frame[c] = pd.to_datetime(frame[c], unit="ns")
+    return frame
+
+
+def _checked_table(spark, file: Path, schema: TableSchema, check: Callable[[pd.DataFrame, str], None],
+                   distinct_by: str | None = None, partitions: int = 1):
+    """(checked Spark DataFrame, coerced first rows, rows kept) of a Parquet table: each Arrow batch coerced to the
+    documented types and checked, exact duplicates dropped with `distinct_by`; the first problem found is raised
+    as the loader's DataError, rows numbered as in the file. The result is cached: the executors keep it, the
+    driver never holds it."""
+    from pyspark.sql import functions as F
+
+    from .training import _plain, _schema_of
+
+    raw = _read(spark, file).select("*", F.col("_metadata.row_index").alias(_ROW))
+    nanos = _nanosecond_columns(file)
+    columns = [c for c in raw.columns if c != _ROW]
+    head = _as_times(raw.limit(1000).toPandas().drop(columns=[_ROW]), nanos)
+    if len(head) == 0:
+        raise DataError(f"the {schema.name} table is empty (no rows)", file=str(file))
+    like = coerce_table(head, schema, str(file))
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:  # the checks are row by row: each Arrow batch alone, streamed
+            if len(frame) == 0:
+                continue
+            frame = _as_times(frame, nanos)
+            rows = frame.pop(_ROW).to_numpy()
+            try:
+                table = coerce_table(frame, schema, str(file))
+                check(table, str(file))
+            except DataError as err:
+                problem = json.dumps({"problem": err.problem, "file": err.file, "column": err.column,
+                                      "hint": err.hint, "examples": _file_rows(err.examples, rows)})
+                yield pd.DataFrame({**{c: pd.Series([None], dtype=object) for c in columns}, _ERROR: [problem]})
+                return
+            out = _plain(table)
+            out[_ERROR] = None
+            yield out[columns + [_ERROR]]
+
+    checked = raw.mapInPandas(run, _schema_of(spark, like, extra=[(_ERROR, "string")]))
+    if distinct_by is not None:  # exact duplicates share their member: dropped within partitions of members
+        checked = checked.repartition(partitions, distinct_by).mapInPandas(_distinct, checked.schema)
+    checked = checked.cache()
+    kept = checked.count()
+    problem = checked.filter(F.col(_ERROR).isNotNull()).limit(1).collect()
+    if problem:
+        checked.unpersist()
+        raise DataError(**json.loads(problem[0][_ERROR]))
+    return checked.drop(_ERROR), like, kept
+
+
+def _distinct(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A partition's rows without exact duplicates (the first of each kept, as the loader does), in slices small
+    enough for one Arrow batch; rows naming a problem pass as they are."""
+    parts = [b for b in batches if len(b)]
+    if not parts:
+        return
+    frame = pd.concat(parts, ignore_index=True)
+    for c in frame.columns:  # concatenated Arrow-backed text is chunked, which Spark's Arrow writer refuses
+        if isinstance(frame[c].dtype, pd.StringDtype):
+            frame[c] = frame[c].astype(object)
+    frame = frame[~_hashable(frame.drop(columns=[_ERROR])).duplicated(keep="first").to_numpy()
+                  | frame[_ERROR].notna().to_numpy()]
+    for start in range(0, len(frame), _SLICE):
+        yield frame.iloc[start:start + _SLICE]
+
+
+def read_source(spark, folder: str | Path, name: str | None = None, partitions: int | None = None) -> SparkSource:
+    """Read a Parquet folder (items.parquet and events.parquet; users.parquet and searches.parquet optional) with
+    the events and searches in Spark; raise DataError naming the file, column and rows on bad input."""
+    from pyspark.sql import functions as F
+
+    folder = Path(folder).expanduser()
+    files = {t: folder / f"{t}.parquet" for t in ("users", "items", "events", "searches")}
+    if not folder.is_dir():
+        raise DataError("expected a folder holding items.parquet and events.parquet", file=str(folder))
+    for table in ("items", "events"):
+        if not files[table].is_file():
+            raise DataError(f"required file {table}.parquet not found", file=str(files[table]),
+                            hint="a parquet folder holds items.parquet and events.parquet, and optionally "
+                                 "users.parquet and searches.parquet")
+    report = LoadReport()
+    items = coerce_table(_read_parquet(files["items"]), ITEMS, str(files["items"]))
+    raw = _read(spark, files["events"])
+    if files["users"].is_file():
+        users = coerce_table(_read_parquet(files["users"]), USERS, str(files["users"]))
+    else:
+        ids = [r[0] for r in raw.select("user_id").distinct().collect()]
+        users = coerce_table(pd.DataFrame({"user_id": ids}), USERS, str(files["users"]))
+        report.note(f"no users table: derived {len(users)} users from the events")
+    if "watch_fraction" not in raw.columns and "rating" not in raw.columns:
+        raise DataError("events need a watch_fraction (implicit feedback) or a rating (explicit feedback) column",
+                        file=str(files["events"]), column="watch_fraction")
+    parts = partitions or spark.sparkContext.defaultParallelism
+    events, like, n_kept = _checked_table(spark, files["events"], EVENTS, _event_checks(users, items),
+                                          distinct_by="user_id", partitions=parts)
+    n_rows = _parquet_rows(files["events"])
+    if n_rows > n_kept:
+        report.drop(f"exact duplicate rows in {files['events'].name}", n_rows - n_kept)
+    bounds = events.agg(F.min("timestamp").alias("lo"), F.max("timestamp").alias("hi")).collect()[0]
+    probe = _probe(events, like, str(files["events"]))
+    searches, queries = None, _EMPTY_SEARCHES
+    if files["searches"].is_file():
+        searches, first, _ = _checked_table(spark, files["searches"], SEARCHES, _search_checks(users))
+        words = sorted(r[0] for r in searches.select("query").distinct().collect() if r[0] is not None)
+        queries = pd.DataFrame({"user_id": users["user_id"].iloc[0], "timestamp": first["timestamp"].iloc[0],
+                                "query": words}, columns=["user_id", "timestamp", "query"])
+    shell = Dataset(users=users, items=items, events=probe, searches=queries, name=name or folder.resolve().name,
+                    report=report)
+    return SparkSource(shell.name, shell, events, searches, pd.Timestamp(bounds["lo"]), pd.Timestamp(bounds["hi"]),
+                       report, n_kept)
+
+
+def _probe(events, like: pd.DataFrame, file: str) -> pd.DataFrame:
+    """One made-up event with, per column, a value the data holds somewhere (missing where it holds none), in the
+    loader's types: what `FeatureBuilder.fit` reads of the events."""
+    from pyspark.sql import functions as F
+
+    first = events.agg(*[F.first(F.col(f"`{c}`"), ignorenulls=True).alias(c) for c in like.columns]).toPandas()
+    probe = coerce_table(first, EVENTS, file)
+    for c in like.columns:
+        if probe[c].notna().all():
+            probe[c] = probe[c].astype(like[c].dtype)
+    return probe

@@ -10,12 +10,14 @@ Sections, each a subprocess with a time budget, run one after the other on the s
             speed section: the 1x world is the sample);
   off_policy bench/off_policy.py: six policies' online value estimated from the logs against a
             simulated A/B test of the six, and how long the estimation takes (docs/off-policy.md);
-  model     bench/scale_model.py: docs/scale.md from the scale results.
+  spark     bench/spark_training.py: the ranker's training table in one process against Spark
+            (local[2]) on worlds of 1x, 4x and 16x: rows/s per core and the driver's peak memory;
+  model     bench/scale_model.py: docs/scale.md from the scale and Spark results.
 The machine (CPU count and model, memory, load average at start and end and sampled during the
 run), the date and the git commit go into the page with the exact command of every table.
 
 Usage: .venv/bin/python bench/run_all.py [--quick] [--data movielens:PATH] [--budget-s 1800]
-                                         [--sections quality,off_policy,scale,model] [--render-only]
+                                         [--sections quality,off_policy,scale,spark,model] [--render-only]
 --quick: tiny settings for development (a few models on one fold, worlds of 0.1x-0.4x); the page
 says so at the top. --render-only: rewrite the pages from bench/results/ without measuring.
 """
@@ -505,7 +507,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Tiny settings for development.")
     parser.add_argument("--data", default=None, help="movielens:PATH for the MovieLens quality section.")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="Seconds for the whole run.")
-    parser.add_argument("--sections", default="quality,off_policy,scale,model")
+    parser.add_argument("--sections", default="quality,off_policy,scale,spark,model")
     parser.add_argument("--render-only", action="store_true", help="Rewrite the pages from bench/results/ only.")
     parser.add_argument("--out", type=Path, default=DOC)
     args = parser.parse_args()
@@ -533,12 +535,14 @@ def main() -> None:
     scale_cmd += (["--scales", "0.1", "0.2", "0.4", "--requests", "30", "--batch", "200"] if args.quick
                   else ["--scales", "1", "4", "16"])
     model_cmd = [py, "bench/scale_model.py", "--results", str(RESULTS / "scale.json"), "--out", "docs/scale.md"]
+    spark_cmd = [py, "bench/spark_training.py", "--out", str(RESULTS / "spark_training.json"), "--scales"]
+    spark_cmd += ["0.1", "0.2"] if args.quick else ["1", "4", "16"]
     off_cmd = [py, "bench/off_policy.py", "--out", str(RESULTS / "off_policy_sample.json")]
     if args.quick:
         off_cmd += ["--users", "300", "--days", "2"]
     meta["commands"] = {"quality_sample": shown(evaluate), "quality_movielens": shown(ml) if args.data else None,
                         "quality_movielens_template": shown(ml), "scale": shown(scale_cmd) + " --budget-s B",
-                        "model": shown(model_cmd), "off_policy": shown(off_cmd)}
+                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd)}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 
@@ -558,9 +562,12 @@ def main() -> None:
                 runs["off_policy"] = run_section("off_policy", off_cmd, min(left(), 0.2 * args.budget_s),
                                                  RESULTS / "logs" / "off_policy.log")
             if "scale" in sections:
-                budget = max(left(), 60.0)
+                budget = max(left() - (600.0 if "spark" in sections else 0.0), 60.0)  # the Spark runs follow
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]
                 runs["scale"] = run_section("scale", cmd, budget, RESULTS / "logs" / "scale.log")
+            if "spark" in sections:
+                runs["spark"] = run_section("spark", spark_cmd, max(min(left(), 900.0), 60.0),
+                                            RESULTS / "logs" / "spark.log")
         if "model" in sections and (RESULTS / "scale.json").exists():
             runs["model"] = run_section("model", model_cmd, 120, RESULTS / "logs" / "model.log")
     meta["load_mean"] = sum(load.samples) / len(load.samples) if load.samples else os.getloadavg()[0]

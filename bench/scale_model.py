@@ -313,7 +313,7 @@ def render(m: dict[str, Any], results: dict[str, Any], results_path: str, comman
         "(the compute table above is the fleet size), while the item-side models are small enough to be "
         "copied to every serving node.",
         "",
-    ] + _spark_batch(m) + [
+    ] + _spark_training(m) + _spark_batch(m) + [
         "## GPU",
         "",
         "No GPU machine was lent to the session that wrote this page, so every figure is CPU-only. The deep "
@@ -352,8 +352,51 @@ def _spark_batch(m: dict[str, Any]) -> list[str]:
     lines += ["", f"Every member's list once a day at the scope's {members / 1e6:,.0f}M members, at the largest run's "
               f"warm Spark rate ({rate:,.0f} members/s per core): {hours:,.0f} executor core-hours, "
               f"{hours / 24:,.1f} cores busy all day (or {hours:,.0f} cores for an hour). The driver holds only "
-              "the member list; each executor loads the model once per Python worker (the start-up above). "
-              "The ranker's training table does not run on Spark yet.", ""]
+              "the member list; each executor loads the model once per Python worker (the start-up above).", ""]
+    return lines
+
+
+def _spark_training(m: dict[str, Any]) -> list[str]:
+    """The measured training-table runs (bench/spark_training.py): one process against Spark per world size."""
+    path = Path("bench/results/spark_training.json")
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["## The ranker's training table on Spark", "",
+             "Measured by `.venv/bin/python bench/spark_training.py` (the last 14 days' table from the Parquet "
+             f"folder: the single process loads the data and builds it; Spark on `{data['master']}` reads and "
+             "checks the folder on its executors and builds it there; both tables have the same rows). Rows per "
+             "second per core count the whole run from the folder; the single process is one pandas thread, "
+             "Spark gets the local[N] cores:", "",
+             "| world | rows | one process | Spark | one process: rows/s per core | Spark: rows/s per core | ratio "
+             "| driver peak, one process | driver peak, Spark | Spark JVM | Spark's Python workers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in data["results"]:
+        local, spark = (next(x for x in r["runs"] if x["engine"] == e) for e in ("local", "spark"))
+        lines.append(f"| x{r['scale']:g} | {local['rows']:,} | {local['total_s']:.0f} s | {spark['total_s']:.0f} s | "
+                     f"{local['rows_per_s_per_core']:,.0f} | {spark['rows_per_s_per_core']:,.0f} | "
+                     f"{r['local_over_spark_per_core']:.1f}x | {local['driver_peak_rss_mb']:,.0f} MB | "
+                     f"{spark['driver_peak_rss_mb']:,.0f} MB | {spark['jvm_peak_rss_mb']:,.0f} MB | "
+                     f"{spark['workers_peak_rss_mb']:,.0f} MB |")
+    largest = max(data["results"], key=lambda r: r["scale"])
+    spark = next(x for x in largest["runs"] if x["engine"] == "spark")
+    rows = m["table"]["rows"]
+    hours = rows / spark["rows_per_s_per_core"] / 3600
+    results = sorted(data["results"], key=lambda r: r["scale"])
+    if len(results) > 1:  # the cost of one more row: the start-up (session, Python workers, the builder) cancels
+        (a, b) = results[-2], results[-1]
+        run = {e: [next(x for x in r["runs"] if x["engine"] == e) for r in (a, b)] for e in ("local", "spark")}
+        added = b["runs"][0]["rows"] - a["runs"][0]["rows"]
+        marginal = {e: added / (v[1]["total_s"] - v[0]["total_s"]) / v[1]["cores"] for e, v in run.items()}
+        lines += ["", f"From x{a['scale']:g} to x{b['scale']:g} each added row costs the single process "
+                  f"{1 / marginal['local'] * 1e3:.2f} core-ms and Spark {1 / marginal['spark'] * 1e3:.2f} core-ms: "
+                  f"{marginal['local'] / marginal['spark']:.1f}x per core once the start-up is paid, against "
+                  f"{largest['local_over_spark_per_core']:.1f}x over the whole x{largest['scale']:g} run."]
+    lines += ["", f"The scope's table ({rows / 1e9:,.1f} billion rows for the default 3 windows) at the largest "
+              f"world's Spark rate ({spark['rows_per_s_per_core']:,.0f} rows/s per core): {hours:,.0f} executor "
+              "core-hours. The shuffles: the checked events by member (exact duplicates dropped there), the "
+              "window's rows with each member's events and searches by member, and every title's events by "
+              "title. The driver holds the catalogue, the member records and the search vocabulary.", ""]
     return lines
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset, LoadReport, _check_not_before, _hashable
+from ..data.dataset import Dataset, LoadReport, _check_not_before, _empty_searches
 from ..data.errors import DataError
 from ..data.loaders import _read_parquet
 from ..data.schema import EVENTS, ITEMS, SEARCHES, USERS, TableSchema
@@ -27,9 +27,6 @@ __all__ = ["SparkSource", "read_source"]
 
 _ROW = "_row"  # the event's row number in its Parquet file, for error messages
 _ERROR = "_error"
-_SLICE = 100_000  # rows per frame handed back to Spark (one Arrow batch stays far below 2 GB)
-_EMPTY_SEARCHES = pd.DataFrame({"user_id": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[ns]"),
-                                "query": pd.Series(dtype=object)})
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ def _checked_table(spark, file: Path, schema: TableSchema, check: Callable[[pd.D
 
     checked = raw.mapInPandas(run, _schema_of(spark, like, extra=[(_ERROR, "string")]))
     if distinct_by is not None:  # exact duplicates share their member: dropped within partitions of members
-        checked = checked.repartition(partitions, distinct_by).mapInPandas(_distinct, checked.schema)
+        checked = checked.repartition(partitions, distinct_by).dropDuplicates()
     checked = checked.cache()
     kept = checked.count()
     problem = checked.filter(F.col(_ERROR).isNotNull()).limit(1).collect()
@@ -162,22 +159,6 @@ def _checked_table(spark, file: Path, schema: TableSchema, check: Callable[[pd.D
         checked.unpersist()
         raise DataError(**json.loads(problem[0][_ERROR]))
     return checked.drop(_ERROR), like, kept
-
-
-def _distinct(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """A partition's rows without exact duplicates (the first of each kept, as the loader does), in slices small
-    enough for one Arrow batch; rows naming a problem pass as they are."""
-    parts = [b for b in batches if len(b)]
-    if not parts:
-        return
-    frame = pd.concat(parts, ignore_index=True)
-    for c in frame.columns:  # concatenated Arrow-backed text is chunked, which Spark's Arrow writer refuses
-        if isinstance(frame[c].dtype, pd.StringDtype):
-            frame[c] = frame[c].astype(object)
-    frame = frame[~_hashable(frame.drop(columns=[_ERROR])).duplicated(keep="first").to_numpy()
-                  | frame[_ERROR].notna().to_numpy()]
-    for start in range(0, len(frame), _SLICE):
-        yield frame.iloc[start:start + _SLICE]
 
 
 def read_source(spark, folder: str | Path, name: str | None = None, partitions: int | None = None) -> SparkSource:
@@ -214,7 +195,7 @@ def read_source(spark, folder: str | Path, name: str | None = None, partitions: 
         report.drop(f"exact duplicate rows in {files['events'].name}", n_rows - n_kept)
     bounds = events.agg(F.min("timestamp").alias("lo"), F.max("timestamp").alias("hi")).collect()[0]
     probe = _probe(events, like, str(files["events"]))
-    searches, queries = None, _EMPTY_SEARCHES
+    searches, queries = None, _empty_searches()
     if files["searches"].is_file():
         searches, first, _ = _checked_table(spark, files["searches"], SEARCHES, _search_checks(users))
         words = sorted(r[0] for r in searches.select("query").distinct().collect() if r[0] is not None)

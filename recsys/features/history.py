@@ -21,10 +21,12 @@ from ..labels import LabelConfig, label_events
 from ..ids import IdIndex
 from .ragged import ragged_ranges
 
-__all__ = ["History", "seconds_since", "SECOND_SPAN", "DAY_SECONDS", "search_vocabulary", "tokenize"]
+__all__ = ["History", "seconds_since", "SECOND_SPAN", "DAY_SECONDS", "search_vocabulary", "tokenize", "LOG_COLUMNS"]
 
 SECOND_SPAN = np.int64(2) ** 32  # room for 136 years of seconds per entity in a combined key
 DAY_SECONDS = 86_400
+#: The event columns a History reads (`_log_of`); a partition that only builds one can be shipped just these.
+LOG_COLUMNS = ("user_id", "item_id", "timestamp", "watch_fraction", "rating", "minutes_watched", "session_id")
 
 
 def seconds_since(times, origin: np.datetime64) -> np.ndarray:
@@ -84,7 +86,7 @@ class _Log:
 
 def _log_of(events: pd.DataFrame, searches: pd.DataFrame, implicit: bool, users: pd.Index, items: pd.Index,
             labels: LabelConfig | None) -> _Log:
-    ev = events
+    ev = events[[c for c in LOG_COLUMNS if c in events.columns]]  # reads nothing else
     if implicit:
         wf = ev["watch_fraction"].to_numpy(dtype=float)
         played = wf > 0

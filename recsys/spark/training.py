@@ -17,6 +17,9 @@ On Spark, with the fitted `FeatureBuilder` shipped to the executors:
 4. the title groups on partitions of titles: the rows and every member's events of those titles (one shuffle);
 5. both joined back on (member, row number within the member).
 A feature is computed by the same group code on either engine; only which events a partition holds differs.
+Given a `SparkSource` (`recsys.spark.source.read_source`), the executors read the events and searches from the
+Parquet files themselves and the driver holds only the catalogue and the member records; given a loaded Dataset,
+the driver hands its events to Spark.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 from ..data.dataset import Dataset, Timestamp
 from ..data.errors import DataError
 from ..features import FeatureBuilder, FeatureTable
+from ..features.history import LOG_COLUMNS
 from ..features.slot import SlotFeatures
 from ..features.table import KEY_COLUMNS
 from ..labels import ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, watched_minutes
@@ -257,7 +261,7 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
 
     say("point-in-time features on partitions of members and of titles", 0.4)
     rows_sdf = kept.select(*row_keys, "_n")
-    event_cols = list(like.columns)
+    event_cols = [c for c in LOG_COLUMNS if c in like.columns]  # what the groups' History reads, nothing more
     # no searches: the partitions use the empty table
     search_cols = list(shell.searches.columns) if searches_sdf is not None else []
     user_cols = list(dataset.users.columns)
@@ -266,7 +270,7 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
     for reads in ("member", "title"):
         names = [f.name for f in builder.feature_set_reading(reads) if f.name not in KEY_COLUMNS]
         key = "user_id" if reads == "member" else "item_id"
-        tagged = [rows_sdf.withColumn("_kind", F.lit("row")), events_sdf.withColumn("_kind", F.lit("event"))]
+        tagged = [rows_sdf.withColumn("_kind", F.lit("row")), events_sdf.select(*event_cols).withColumn("_kind", F.lit("event"))]
         if reads == "member":
             if searches_sdf is not None:
                 tagged.append(searches_sdf.withColumn("_kind", F.lit("search")))
@@ -316,13 +320,22 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
             out[c] = s.astype("float64")
         elif isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s) or \
                 pd.api.types.is_string_dtype(s):
-            if s.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+            if _holds_lists(s):
                 out[c] = s.map(lambda v: None if v is None else [str(x) for x in v])
             else:
                 out[c] = s.astype(object).where(s.notna(), None)
         else:
             out[c] = s
     return pd.DataFrame(out)
+
+
+def _holds_lists(s: pd.Series) -> bool:
+    """Whether a text-like column holds lists (the per-value test only where pandas cannot tell it is text)."""
+    if isinstance(s.dtype, (pd.CategoricalDtype, pd.StringDtype)):  # neither can hold a list
+        return False
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return False
+    return bool(s.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any())
 
 
 def _type_of(s: pd.Series) -> str:
@@ -334,7 +347,7 @@ def _type_of(s: pd.Series) -> str:
         return "bigint"
     if pd.api.types.is_float_dtype(s):
         return "double"
-    if len(s) and s.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+    if len(s) and _holds_lists(s):
         return "array<string>"
     return "string"
 

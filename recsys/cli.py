@@ -39,6 +39,11 @@ def _load(spec: str):
         _fail(str(err))
 
 
+def _say(message: str, fraction: float) -> None:
+    """Progress of a long command, on stderr (stdout stays for --json)."""
+    typer.echo(f"[{fraction:4.0%}] {message}", err=True)
+
+
 def _parquet_folder(spec: str) -> Path | None:
     """The folder a `sample` or `parquet:PATH` spec names (Spark's executors can read it), else None."""
     from .data.loaders import sample_data_dir
@@ -258,20 +263,13 @@ def batch(
         except (ValueError, TypeError):
             _fail(f"--now {now!r} is not a time (use e.g. 2025-12-20T20:00)")
     context = {"now": now, "device": device}
-
-    def say(message: str, fraction: float) -> None:
-        typer.echo(f"[{fraction:4.0%}] {message}", err=True)
-
     try:
         if engine == "local":
-            summary = batch_local(artifacts, out, k=k, context=context, progress=say)
+            summary = batch_local(artifacts, out, k=k, context=context, progress=_say)
         else:
             summary = batch_spark(spark_session(spark_master), artifacts, out, k=k, context=context,
-                                  partitions=partitions, progress=say)
-    except SparkUnavailable as err:
-        _fail(str(err))
-        return
-    except (DataError, ValueError) as err:
+                                  partitions=partitions, progress=_say)
+    except (SparkUnavailable, DataError, ValueError) as err:
         _fail(str(err))
         return
     if as_json:
@@ -326,36 +324,27 @@ def training_table(
             except (ValueError, TypeError):
                 _fail(f"--{name} {value!r} is not a time (use e.g. 2025-12-01)")
     config = TrainingConfig(negatives_per_positive=negatives, seed=seed, sampler="hash")
-
-    def say(message: str, fraction: float) -> None:
-        typer.echo(f"[{fraction:4.0%}] {message}", err=True)
-
     try:
         spark = spark_session(spark_master) if engine == "spark" else None
         folder = _parquet_folder(data)
         if spark is not None and folder is not None:  # the executors read the events; the driver never holds them
             from .spark.source import read_source
 
-            say(f"reading {data} on the executors (checked partition by partition)", 0.0)
+            _say(f"reading {data} on the executors (checked partition by partition)", 0.0)
             dataset = read_source(spark, folder, name="sample" if data == "sample" else None,
                                   partitions=partitions)
-            last = dataset.end
+            shell = dataset.shell
             for reason, count in dataset.report.dropped.items():
-                say(f"dropped {count:,} {reason}", 0.0)
+                _say(f"dropped {count:,} {reason}", 0.0)
             for note in dataset.report.notes:
-                say(note, 0.0)
+                _say(note, 0.0)
         else:
-            dataset = _load(data)
-            last = dataset.end
-        window_start = times.get("start", (times.get("end", last) - pd.Timedelta(days=days)))
-        shell = dataset.shell if hasattr(dataset, "shell") else dataset
+            dataset = shell = _load(data)
+        window_start = times.get("start", (times.get("end", dataset.end) - pd.Timedelta(days=days)))
         slots = slot_features and shell.has("events", "position") and shell.has("events", "session_id")
         summary = write_training_table(dataset, out, window_start, times.get("end"), config, engine=engine,
-                                       spark=spark, slot_features=slots, partitions=partitions, progress=say)
-    except SparkUnavailable as err:
-        _fail(str(err))
-        return
-    except (DataError, ValueError) as err:
+                                       spark=spark, slot_features=slots, partitions=partitions, progress=_say)
+    except (SparkUnavailable, DataError, ValueError) as err:
         _fail(str(err))
         return
     if as_json:

@@ -149,7 +149,7 @@ def _checked_table(spark, file: Path, schema: TableSchema, check: Callable[[pd.D
             out[_ERROR] = None
             yield out[columns + [_ERROR]]
 
-    checked = raw.mapInPandas(run, _schema_of(spark, like, extra=[(_ERROR, "string")]))
+    checked = raw.mapInPandas(run, _schema_of(like, extra=[(_ERROR, "string")]))
     if distinct_by is not None:  # exact duplicates share their member: dropped within partitions of members
         checked = checked.repartition(partitions, distinct_by).dropDuplicates()
     checked = checked.cache()

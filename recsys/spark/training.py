@@ -156,8 +156,7 @@ def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
 
 
 def _partition_features(builder: FeatureBuilder, shell: Dataset, reads: str, event_cols: list[str],
-                        search_cols: list[str], user_cols: list[str], row_cols: list[str], names: list[str],
-                        kinds: dict[str, str]):
+                        search_cols: list[str], user_cols: list[str], row_cols: list[str], names: list[str]):
     """Stages 3 and 4: one side's feature groups on a partition holding rows (`_kind` row) and the past they read
     (`_kind` event, search, user)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -233,7 +232,7 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
 
     say("labels and hash-seeded negatives per member", 0.1)
     slot_names = SlotFeatures().names if slot_features else []
-    stage1_schema = _schema_of(spark, like, extra=[("label", "int"), ("_w0", "double"), ("_watched", "double")]
+    stage1_schema = _schema_of(like, extra=[("label", "int"), ("_w0", "double"), ("_watched", "double")]
                                + [(n, "double") for n in slot_names] + [("_n", "bigint")])
     kept = (window_sdf.repartition(parts, "user_id")
             .mapInPandas(_member_rows(shell, config, slot_features, _names_of(stage1_schema)), stage1_schema)).cache()
@@ -281,7 +280,7 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
             union = union.unionByName(other, allowMissingColumns=True)
         schema = ", ".join(["user_id string", "_n bigint"] + [f"`{n}` {_spark_type(kinds[n])}" for n in names])
         run = _partition_features(builder, shell, reads, event_cols, search_cols if reads == "member" else [],
-                                  user_cols, row_keys, names, kinds)
+                                  user_cols, row_keys, names)
         side = union.repartition(parts, key).mapInPandas(run, schema)
         sides.append(side.toDF(f"_{reads}_user", f"_{reads}_n", *names))
     table = base
@@ -303,7 +302,7 @@ def _names_of(schema: str) -> list[str]:
 
 def _to_spark(spark, frame: pd.DataFrame):
     """A pandas frame as a Spark DataFrame with plain types (text as string, times as timestamps)."""
-    return spark.createDataFrame(_plain(frame), _schema_of(spark, frame))
+    return spark.createDataFrame(_plain(frame), _schema_of(frame))
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -352,7 +351,7 @@ def _type_of(s: pd.Series) -> str:
     return "string"
 
 
-def _schema_of(spark, frame: pd.DataFrame, extra: list[tuple[str, str]] = ()) -> str:
+def _schema_of(frame: pd.DataFrame, extra: list[tuple[str, str]] = ()) -> str:
     fields = [(c, _type_of(frame[c])) for c in frame.columns] + [f for f in extra if f[0] not in frame.columns]
     return ", ".join(f"`{c}` {t}" for c, t in fields)
 

@@ -55,6 +55,23 @@ def _parquet_folder(spec: str) -> Path | None:
     return None
 
 
+def _spark_source(spark, spec: str, partitions: int | None):
+    """The events of a `sample` or `parquet:` spec read by Spark's executors (`read_source`), with the load
+    report said as progress; None for other specs (the driver loads those and hands them over)."""
+    from .spark.source import read_source
+
+    folder = _parquet_folder(spec)
+    if folder is None:
+        return None
+    _say(f"reading {spec} on the executors (checked partition by partition)", 0.0)
+    source = read_source(spark, folder, name="sample" if spec == "sample" else None, partitions=partitions)
+    for reason, count in source.report.dropped.items():
+        _say(f"dropped {count:,} {reason}", 0.0)
+    for note in source.report.notes:
+        _say(note, 0.0)
+    return source
+
+
 def _emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
@@ -154,12 +171,25 @@ def train(
     preset: str = typer.Option("default", help="default, or previous: the default before docs/online-quality.md "
                                                "(ranker on candidate rows, lists by P(watch), without the "
                                                "features added since), to A/B test old against new with `recsys simulate`."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or spark: where the ranker's "
+                                                          "training rows are built; fitting stays here. The same "
+                                                          "model either way."),
+    spark_master: str = typer.Option("local[*]", "--spark-master",
+                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: partitions of members "
+                                                                         "and of titles (default: the parallelism)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Fit the whole pipeline (candidates, ranker, re-rank) and save it as plain files."""
     from .data.loaders import load_dataset
     from .pipeline import PREVIOUS_DEFAULT, Recommender, RecommenderConfig
+    from .spark import SparkUnavailable
 
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, got {engine!r}")
+    if partitions is not None and partitions < 1:
+        _fail("--partitions must be at least 1")
+    window_tables = None
     try:
         if preset not in ("default", "previous"):
             raise ValueError(f"unknown preset {preset!r}: use default or previous")
@@ -167,17 +197,19 @@ def train(
         kwargs: dict[str, Any] = {"ranker": None if ranker == "none" else ranker, "seed": seed}
         if preset == "previous":
             kwargs.update(training_rows=PREVIOUS_DEFAULT.training_rows, objective=PREVIOUS_DEFAULT.objective,
-                          exclude_features=PREVIOUS_DEFAULT.exclude_features)
+                          exclude_features=PREVIOUS_DEFAULT.exclude_features, training=PREVIOUS_DEFAULT.training)
         if sources.strip():
             kwargs["sources"] = tuple(s.strip() for s in sources.split(",") if s.strip())
         config = RecommenderConfig(**kwargs)
-    except (DataError, ValueError) as err:
+        if engine == "spark":
+            window_tables = _spark_windows(config, dataset, data, spark_master, partitions)
+    except (SparkUnavailable, DataError, ValueError) as err:
         _fail(str(err))
         return
     started = time.perf_counter()
     bar, update = _progress_bar("training")
     try:
-        model = Recommender(config).fit(dataset, progress=update)
+        model = Recommender(config).fit(dataset, progress=update, window_tables=window_tables)
         path = model.save(out)
     except DataError as err:
         bar.close()
@@ -186,12 +218,34 @@ def train(
     bar.close()
     summary = {"out": str(path), "seconds": round(time.perf_counter() - started, 1), "data": dataset.name,
                "fingerprint": model.fingerprint_, "ranker": config.ranker, "sources": list(config.sources),
-               "training_rows": model.training_summary_.get("rows"), "fit_seconds": model.fit_timings_}
+               "training_rows": model.training_summary_.get("rows"), "fit_seconds": model.fit_timings_,
+               "engine": engine}
     if as_json:
         _emit_json(summary)
     else:
         typer.echo(f"trained on {dataset.name} in {summary['seconds']} s "
-                   f"({summary['training_rows'] or 0:,} ranker rows); saved to {path}/")
+                   f"({summary['training_rows'] or 0:,} ranker rows, built {'on Spark' if window_tables else 'here'})"
+                   f"; saved to {path}/")
+
+
+def _spark_windows(config, dataset, spec: str, master: str, partitions: int | None):
+    """`SparkWindowTables` for `recsys train --engine spark`, refusing configs whose ranker rows Spark does not
+    build (it builds the logged impressions' rows, the default wherever impressions are logged)."""
+    from .spark import spark_session
+    from .spark.windows import SparkWindowTables
+
+    if config.ranker is None:
+        raise ValueError("--engine spark builds the ranker's training rows, and --ranker none has none: "
+                         "train it without --engine")
+    rows = config.rows_for(dataset)
+    if rows != "impressions":
+        why = ("--preset previous trains on candidate rows" if config.training_rows != "auto" else
+               "explicit ratings train on held-out rows" if dataset.feedback == "explicit" else
+               "its events log no impressions (shown, not played), so it trains on candidate rows")
+        raise ValueError(f"--engine spark builds the ranker's rows from logged impressions, and {dataset.name} "
+                         f"cannot use them: {why}, which this process builds; train it without --engine")
+    spark = spark_session(master)
+    return SparkWindowTables(spark, _spark_source(spark, spec, partitions), partitions)
 
 
 @app.command()
@@ -326,18 +380,9 @@ def training_table(
     config = TrainingConfig(negatives_per_positive=negatives, seed=seed, sampler="hash")
     try:
         spark = spark_session(spark_master) if engine == "spark" else None
-        folder = _parquet_folder(data)
-        if spark is not None and folder is not None:  # the executors read the events; the driver never holds them
-            from .spark.source import read_source
-
-            _say(f"reading {data} on the executors (checked partition by partition)", 0.0)
-            dataset = read_source(spark, folder, name="sample" if data == "sample" else None,
-                                  partitions=partitions)
-            shell = dataset.shell
-            for reason, count in dataset.report.dropped.items():
-                _say(f"dropped {count:,} {reason}", 0.0)
-            for note in dataset.report.notes:
-                _say(note, 0.0)
+        source = _spark_source(spark, data, partitions) if spark is not None else None
+        if source is not None:  # the executors read the events; the driver never holds them
+            dataset, shell = source, source.shell
         else:
             dataset = shell = _load(data)
         window_start = times.get("start", (times.get("end", dataset.end) - pd.Timedelta(days=days)))

@@ -55,6 +55,9 @@ OBJECTIVES = ("watch", "minutes")
 #: Below this many members a call is "small": it runs with every thread pool limited to one thread.
 SMALL_CALL = 100
 Progress = Callable[[str, float], None]
+#: Builds one ranker window's impression rows; `build_training_table`'s signature (dataset, start, end, config,
+#: builder, history, slot_features=...).
+WindowTables = Callable[..., TrainingTable]
 
 
 def _rankers():
@@ -168,9 +171,11 @@ class RecommenderConfig:
 
 
 #: The default before the online-quality work (docs/online-quality.md): the ranker trained on candidate rows,
-#: lists ordered by P(watch), without the features added since. The A/B page can still run it against today's.
+#: lists ordered by P(watch), without the features added since, negatives drawn by one seeded random draw (the
+#: sampler before hash sampling became the default). The A/B page can still run it against today's.
 PREVIOUS_DEFAULT = RecommenderConfig(training_rows="candidates", objective="watch",
-                                     exclude_features=FEATURES_SINCE_PREVIOUS)
+                                     exclude_features=FEATURES_SINCE_PREVIOUS,
+                                     training=TrainingConfig(sampler="random"))
 
 
 def logs_impressions(dataset: Dataset) -> bool:
@@ -282,8 +287,11 @@ class Recommender:
         self.config = config or RecommenderConfig()
 
     # ------------------------------------------------------------------ fit
-    def fit(self, dataset: Dataset, progress: Progress | None = None) -> "Recommender":
-        """Fit every stage on `dataset` (see the module docstring for the time split)."""
+    def fit(self, dataset: Dataset, progress: Progress | None = None,
+            window_tables: WindowTables | None = None) -> "Recommender":
+        """Fit every stage on `dataset` (see the module docstring for the time split). `window_tables` builds
+        each ranker window's impression rows with `build_training_table`'s arguments (default: that function,
+        in this process; `recsys.spark.SparkWindowTables` on Spark)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit needs a recsys Dataset, got {type(dataset).__name__}")
         if len(dataset.events) == 0:
@@ -317,7 +325,8 @@ class Recommender:
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            table = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from)
+            table = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from,
+                                        window_tables or build_training_table)
             self.training_table_ = table
             self._fit_ranker(table, say, timings)
             self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
@@ -346,7 +355,7 @@ class Recommender:
             blend.quotas = quotas
 
     def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
-                       timings: dict[str, float], rows_from: str) -> TrainingTable:
+                       timings: dict[str, float], rows_from: str, window_tables: WindowTables) -> TrainingTable:
         """The ranker's training table (see `training_rows`), from generators fitted before each window."""
         from .splits import stratified_split
 
@@ -381,9 +390,9 @@ class Recommender:
                 table = candidate_table(dataset, early, self.builder_, history, cut, cut + span, cfg.n_candidates,
                                         cfg.training, seed=cfg.seed + w)
             else:
-                table = build_training_table(dataset, cut, cut + span, cfg.training, self.builder_, history,
-                                             slot_features=dataset.has("events", "position")
-                                             and dataset.has("events", "session_id"))
+                table = window_tables(dataset, cut, cut + span, cfg.training, self.builder_, history,
+                                      slot_features=dataset.has("events", "position")
+                                      and dataset.has("events", "session_id")).in_row_order()
                 table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut, cut + span,
                                                  cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
                 table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,

@@ -37,8 +37,9 @@ class TrainingConfig:
     negatives_per_positive: downsampling target (None keeps every negative).
     downsample_by: "user_id" balances each member separately; None downsamples globally.
     reweight_negatives: give kept negatives weight n_neg / n_kept so probabilities stay calibrated.
-    sampler: "random" (one seeded draw over the table) or "hash" (each row's fate from a hash of the row and
-        the seed: the same on any partition, what the Spark engine uses; `labels.downsample_negatives`).
+    sampler: "hash" (default: each row's fate from a hash of the row and the seed, the same on any partition,
+        so one process and Spark keep the same rows) or "random" (one seeded draw over the table);
+        `labels.downsample_negatives`.
     """
 
     labels: LabelConfig = field(default_factory=LabelConfig)
@@ -47,7 +48,7 @@ class TrainingConfig:
     downsample_by: str | None = "user_id"
     reweight_negatives: bool = False
     seed: int = 0
-    sampler: str = "random"
+    sampler: str = "hash"
 
 
 @dataclass
@@ -74,6 +75,21 @@ class TrainingTable:
             index = np.flatnonzero(index)
         return TrainingTable(self.features.take(index), self.label[index], self.weight[index], self.balance,
                              self.label_counts, self.window)
+
+    def in_row_order(self) -> "TrainingTable":
+        """These rows in one canonical order (moment, member, title, device, label, weight, slot), whichever
+        engine or partitioning built them: what a fit reads never depends on how the rows arrived. Rows equal
+        in every key are equal in every feature, so their order among themselves cannot matter."""
+        keys = self.features.rows.copy()
+        keys["label"], keys["weight"] = self.label, self.weight
+        for name in ("shown_slot", "plays_above"):
+            if name in self.features:
+                keys[name] = self.features.column(name)
+        if "device" in keys.columns:
+            keys["device"] = keys["device"].astype(object).where(keys["device"].notna(), "")
+        order = ["timestamp"] + [c for c in keys.columns if c != "timestamp"]
+        keys["user_id"], keys["item_id"] = keys["user_id"].astype(str), keys["item_id"].astype(str)
+        return self.take(keys.sort_values(order, kind="stable").index.to_numpy())
 
 
 def build_training_table(

@@ -61,3 +61,64 @@ def test_keeping_every_negative(data, builder):
 def test_an_empty_window_is_a_clear_error(data, builder):
     with pytest.raises(DataError, match="no events"):
         build_training_table(data, "2030-01-01", "2030-02-01", builder=builder)
+
+
+def _features_equal(a, b) -> None:
+    """Two FeatureTables hold the same features, value for value (floats exactly, missing alike)."""
+    from recsys.features.table import categorical_values
+
+    assert [f.name for f in a.feature_set] == [f.name for f in b.feature_set]
+    for name in a.columns:
+        x, y = a.column(name), b.column(name)
+        if isinstance(x, pd.Categorical):
+            assert list(categorical_values(x)) == list(categorical_values(y)), name
+        elif hasattr(x, "offsets"):
+            assert x.vocab == y.vocab, name
+            np.testing.assert_array_equal(x.offsets, y.offsets, err_msg=name)
+            np.testing.assert_array_equal(x.values, y.values, err_msg=name)
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    for key in ("user_id", "item_id", "timestamp"):
+        assert list(a.rows[key]) == list(b.rows[key]), key
+
+
+def test_a_flat_table_reads_back_as_the_same_feature_rows(data):
+    """What Spark writes (`flat_table`) is read back by the driver (`feature_rows_of`) as the rows it came from:
+    every dense, categorical and id-list feature, the id features from the keys, the slot block."""
+    from recsys.spark.training import flat_table
+    from recsys.spark.windows import feature_rows_of
+
+    builder = FeatureBuilder(use_embeddings=False).fit(data)
+    start = data.end - pd.Timedelta(days=10)
+    table = build_training_table(data, start, None, TrainingConfig(), builder, slot_features=True)
+    assert {"history_items", "search_terms", "shown_slot"} <= set(table.features.columns)
+    features, label, weight = feature_rows_of(flat_table(table.features, table.label, table.weight), builder)
+    _features_equal(table.features, features)
+    np.testing.assert_array_equal(label, table.label)
+    np.testing.assert_array_equal(weight, table.weight)
+
+
+def test_row_order_is_canonical_whatever_order_the_rows_arrive_in(data, builder):
+    table = build_training_table(data, data.end - pd.Timedelta(days=10), None, TrainingConfig(), builder)
+    shuffled = table.take(np.random.default_rng(0).permutation(len(table)))
+    a, b = table.in_row_order(), shuffled.in_row_order()
+    _features_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.label, b.label)
+    np.testing.assert_array_equal(a.weight, b.weight)
+    when = a.features.rows["timestamp"].to_numpy()
+    assert (when[1:] >= when[:-1]).all()
+
+
+def test_hash_sampling_is_the_default_and_keeps_a_members_rows_whatever_else_is_in_the_table(data, builder):
+    """The default sampler decides each negative by a hash of its row and the seed: a member's kept rows are
+    the same in a table of every member as in a table of that member alone (what lets Spark split by member)."""
+    assert TrainingConfig().sampler == "hash"
+    start = data.end - pd.Timedelta(days=14)
+    whole = build_training_table(data, start, None, TrainingConfig(), builder)
+    member = whole.features.rows["user_id"].value_counts().index[0]
+    alone = data._with(data.users, data.items, data.events[data.events["user_id"] == member], data.searches)
+    own = build_training_table(alone, start, None, TrainingConfig(), builder)
+    mine = whole.features.rows["user_id"].to_numpy() == member
+    keys = ["item_id", "timestamp"]
+    assert whole.features.rows.loc[mine, keys].reset_index(drop=True).equals(own.features.rows[keys])
+    np.testing.assert_array_equal(whole.label[mine], own.label)

@@ -159,6 +159,11 @@ class FeatureBuilder:
                                                   reads)
                                     for lo in range(0, len(rows), self.chunk_rows)])
 
+    def list_vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """The vocabulary of each sparse-list feature's ids (`Ragged.vocab`), by feature name."""
+        self._check()
+        return next(g for g in self.groups_ if isinstance(g, SparseFeatures)).vocabularies()
+
     def feature_set_reading(self, reads: str | None) -> FeatureSet:
         """The features of the groups that read `reads` (all of them for None), in FeatureSet order."""
         self._check()

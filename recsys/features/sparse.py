@@ -57,6 +57,13 @@ class SparseFeatures(FeatureGroup):
         self.features_ = tuple(feats)
         return self
 
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """The vocabulary each list feature's ids index (what a stored table of ids is read back with)."""
+        vocab = {"history_items": self.item_vocab_, **{n: r.vocab for n, r in self.item_lists_.items()}}
+        if self.has_searches_:
+            vocab["search_terms"] = self.search_vocab_
+        return vocab
+
     def compute(self, rows: Rows, history: History, titles: TitleTables) -> list[Block]:
         q = rows.n_queries
         start, stop = rows.play_range(history)

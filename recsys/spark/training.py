@@ -196,6 +196,14 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
     """The flat training table as a Spark DataFrame (see the module docstring), equal to `training_table_local`
     with the same config (hash sampling per member) row for row. Stages 1-2 run when this is called (the weights'
     reference is a number the rows need); the feature stages run when the result is written or collected."""
+    return _spark_table(spark, data, start, end, config, builder, slot_features, partitions, progress)[0]
+
+
+def _spark_table(spark, data: Dataset | SparkSource, start, end, config: TrainingConfig | None,
+                 builder: FeatureBuilder | None, slot_features: bool, partitions: int | None,
+                 progress: Progress | None):
+    """`training_table_spark`'s table, the window's events it labels (what the class counts are taken from) and
+    the cached stage-1 rows (to unpersist once the table is written)."""
     from pyspark.sql import functions as F
 
     say = progress or (lambda message, fraction: None)
@@ -286,7 +294,7 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
     table = base
     for reads, side in zip(("member", "title"), sides):  # explicit keys: every side descends from the same rows
         table = table.join(side, (table["user_id"] == side[f"_{reads}_user"]) & (table["_n"] == side[f"_{reads}_n"]))
-    return table.select(*[f"`{c}`" for c in _column_order(builder, has_device, slot_features)])
+    return table.select(*[f"`{c}`" for c in _column_order(builder, has_device, slot_features)]), window_sdf, kept
 
 
 def _restore_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> None:

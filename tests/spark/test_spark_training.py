@@ -112,7 +112,7 @@ def test_handmade_world_ties_cold_members_and_a_heavy_member(spark):
 def test_spark_needs_hash_sampling_per_member(spark, world):
     data, builder, start, _ = world
     with pytest.raises(ValueError, match="sampler='hash'"):
-        training_table_spark(spark, data, start, None, TrainingConfig(), builder=builder)
+        training_table_spark(spark, data, start, None, TrainingConfig(sampler="random"), builder=builder)
 
 
 def test_training_table_command_both_engines(spark, tmp_path):

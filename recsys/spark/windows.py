@@ -1,0 +1,114 @@
+"""The pipeline's training windows built on Spark (`recsys train --engine spark`): each window's flat training
+table is made by the executors (`training.training_table_spark`) and read back by the driver as the ranker's
+rows, where model fitting stays. `Recommender.fit(dataset, window_tables=SparkWindowTables(spark, source))`
+then fits the same model as in one process: the rows, labels, weights and class counts are equal, and the
+pipeline puts every window's rows in one canonical order before anything reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset, Timestamp
+from ..features import FeatureBuilder, FeatureTable, Ragged
+from ..features.slot import SlotFeatures
+from ..features.spec import FeatureSet
+from ..features.table import KEY_COLUMNS
+from ..labels import DownsampleResult, LabelConfig, label_events
+from ..training_table import TrainingConfig, TrainingTable
+from .source import SparkSource
+from .training import Progress, _spark_table
+
+__all__ = ["SparkWindowTables", "feature_rows_of"]
+
+
+def feature_rows_of(flat: pd.DataFrame, builder: FeatureBuilder) -> tuple[FeatureTable, np.ndarray, np.ndarray]:
+    """A flat training table (`training.flat_table`, from either engine) back as the ranker's feature rows,
+    labels and weights: list features' ids read with the builder's vocabularies, the id features from the
+    row keys, slot features when the table has them."""
+    flat = flat.reset_index(drop=True)
+    slot = SlotFeatures()
+    features = tuple(builder.feature_set)
+    if all(name in flat.columns for name in slot.names):
+        features += tuple(slot.features_)
+    feature_set = FeatureSet(features)
+    vocab = builder.list_vocabularies()
+    rows = flat[[c for c in KEY_COLUMNS if c in flat.columns]].copy()
+    rows["timestamp"] = pd.to_datetime(rows["timestamp"]).astype("datetime64[ns]")
+    frame: dict[str, Any] = {}
+    sparse: dict[str, Ragged] = {}
+    for f in feature_set:
+        if f.kind == "sparse_list":
+            if f.name in flat.columns:
+                sparse[f.name] = _ragged(flat[f.name], vocab[f.name])
+        elif f.name in KEY_COLUMNS:  # the id features and the context's device are the row's keys
+            frame[f.name] = flat[f.name].astype(object) if f.name in flat.columns else [None] * len(flat)
+        else:
+            frame[f.name] = flat[f.name]
+    table = FeatureTable(rows=rows, frame=pd.DataFrame(frame, index=flat.index), sparse=sparse,
+                         feature_set=feature_set)
+    return table, flat["label"].to_numpy(dtype=np.int8), flat["weight"].to_numpy(dtype=np.float64)
+
+
+def _ragged(lists: pd.Series, vocab: tuple[str, ...]) -> Ragged:
+    parts = [np.asarray(v if v is not None else (), dtype=np.int64) for v in lists]
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return Ragged(values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), vocab)
+
+
+def _label_counts(window, labels: LabelConfig) -> dict[str, int]:
+    """Positives, negatives and ignored events of the window before downsampling (`label_events` per batch)."""
+    from pyspark.sql import functions as F
+
+    feedback = [c for c in ("watch_fraction", "rating") if c in window.columns]
+
+    def count(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            label = label_events(batch, labels).to_numpy()
+            yield pd.DataFrame({"positive": [int((label == 1).sum())], "negative": [int((label == 0).sum())],
+                                "ignored": [int((label == -1).sum())]})
+
+    sums = (window.select(*feedback).mapInPandas(count, "positive long, negative long, ignored long")
+            .agg(*[F.sum(c).alias(c) for c in ("positive", "negative", "ignored")]).collect()[0])
+    return {c: int(sums[c] or 0) for c in ("positive", "negative", "ignored")}
+
+
+@dataclass
+class SparkWindowTables:
+    """`build_training_table` with Spark doing the work: called by `Recommender.fit` once per window, with the
+    same arguments. `source` (`read_source`) lets the executors read the events from Parquet; without it the
+    driver hands the dataset's events to Spark."""
+
+    spark: Any
+    source: SparkSource | None = None
+    partitions: int | None = None
+    progress: Progress | None = None
+
+    def __call__(self, dataset: Dataset, start: Timestamp | None, end: Timestamp | None,
+                 config: TrainingConfig | None = None, builder: FeatureBuilder | None = None, history=None,
+                 slot_features: bool = False) -> TrainingTable:
+        config = config or TrainingConfig()
+        builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
+        table, window, cached = _spark_table(self.spark, self.source if self.source is not None else dataset, start,
+                                             end, config, builder, slot_features, self.partitions, self.progress)
+        try:
+            counts = _label_counts(window, config.labels)
+            flat = table.toPandas()
+        finally:
+            cached.unpersist()
+        features, label, weight = feature_rows_of(flat, builder)
+        kept_negatives = int((label == 0).sum())
+        if config.negatives_per_positive is not None:
+            balance = DownsampleResult(flat.iloc[:0], counts["positive"], counts["negative"], kept_negatives,
+                                       counts["ignored"], config.negatives_per_positive, config.seed,
+                                       config.downsample_by, config.reweight_negatives).as_dict()
+        else:
+            balance = {"positives": counts["positive"], "negatives_before": counts["negative"],
+                       "negatives_after": kept_negatives, "ignored_dropped": counts["ignored"]}
+        return TrainingTable(features, label, weight, balance, counts,
+                             (None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)))

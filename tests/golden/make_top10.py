@@ -19,8 +19,9 @@ their slots, lists in expected-minutes order, exposure and holiday-season featur
 moved). The file before that is kept as top10_previous_default.csv and pins
 `recsys.pipeline.PREVIOUS_DEFAULT`, which reproduced it exactly (0 of 500 lists differed): the old
 default the A/B page runs is the old default. Both regenerated on 2026-12-07: a fresh install that day
-(only torch and pyspark pinned then) moved 100 of the 500 previous-default lists with the code unchanged
-(scores by a median 1.7e-4), so constraints.txt now pins the numerical stack; and the default's negatives
+(only torch and pyspark pinned then), on a machine with AVX-512, moved 100 of the 500 previous-default
+lists with the code unchanged (scores by a median 1.7e-4; a floating package or the CPU), so constraints.txt
+now pins the numerical stack; and the default's negatives
 became hash-sampled (`TrainingConfig.sampler`: the same rows in one process and on Spark) with its
 impression rows in one canonical order, which moved its lists (PREVIOUS_DEFAULT keeps the random draw).
 Usage: .venv/bin/python tests/golden/make_top10.py [--previous] [--out tests/golden/top10_sample.csv]

@@ -394,9 +394,11 @@ def write_training_table(data: Dataset | SparkSource, out: str | os.PathLike, st
     elif engine == "spark":
         if spark is None:
             raise ValueError("engine='spark' needs a Spark session (recsys.spark.spark_session)")
-        table = training_table_spark(spark, data, start, end, config, slot_features=slot_features,
-                                     partitions=partitions, progress=progress)
-        write_spark_table(spark, table, out)
+        table, _, kept = _spark_table(spark, data, start, end, config, None, slot_features, partitions, progress)
+        try:
+            write_spark_table(spark, table, out)
+        finally:
+            kept.unpersist()  # the stage-1 rows the executors cached; a source's events stay the caller's
         written = spark.read.parquet(str(out))
         rows, positives = written.count(), written.filter("label = 1").count()
     else:

@@ -12,6 +12,8 @@ Sections, each a subprocess with a time budget, run one after the other on the s
             simulated A/B test of the six, and how long the estimation takes (docs/off-policy.md);
   spark     bench/spark_training.py: the ranker's training table in one process against Spark
             (local[2]) on worlds of 1x, 4x and 16x: rows/s per core and the driver's peak memory;
+            then bench/spark_batch.py: every member's lists from the scale section's models, one
+            process against local[2]: members/s per core and the driver's peak memory;
   model     bench/scale_model.py: docs/scale.md from the scale and Spark results.
 The machine (CPU count and model, memory, load average at start and end and sampled during the
 run), the date and the git commit go into the page with the exact command of every table.
@@ -29,8 +31,10 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -531,18 +535,27 @@ def main() -> None:
           "--test-ratio", "0.25", "--seed", "0", "--k", "10", "--out", str(RESULTS / "eval_movielens.json"), "--json"]
     if args.quick:
         ml += ["--models", "popularity,ease,als,blend,logistic"]
+    shared = Path(tempfile.mkdtemp(prefix="recsys-bench-"))  # the scale section's worlds and fits, for Spark's runs
+    models, worlds = shared / "models", shared / "worlds"
+    models.mkdir()
+    worlds.mkdir()
     scale_cmd = [py, "bench/scale.py", "--out", str(RESULTS / "scale.json"), "--image", str(IMAGE)]
+    if "spark" in sections:
+        scale_cmd += ["--models", str(models), "--worlds", str(worlds)]
     scale_cmd += (["--scales", "0.1", "0.2", "0.4", "--requests", "30", "--batch", "200"] if args.quick
                   else ["--scales", "1", "4", "16"])
     model_cmd = [py, "bench/scale_model.py", "--results", str(RESULTS / "scale.json"), "--out", "docs/scale.md"]
-    spark_cmd = [py, "bench/spark_training.py", "--out", str(RESULTS / "spark_training.json"), "--scales"]
+    spark_cmd = [py, "bench/spark_training.py", "--out", str(RESULTS / "spark_training.json"), "--worlds",
+                 str(worlds), "--scales"]
     spark_cmd += ["0.1", "0.2"] if args.quick else ["1", "4", "16"]
+    batch_cmd = [py, "bench/spark_batch.py", "--models", str(models)]
     off_cmd = [py, "bench/off_policy.py", "--out", str(RESULTS / "off_policy_sample.json")]
     if args.quick:
         off_cmd += ["--users", "300", "--days", "2"]
     meta["commands"] = {"quality_sample": shown(evaluate), "quality_movielens": shown(ml) if args.data else None,
                         "quality_movielens_template": shown(ml), "scale": shown(scale_cmd) + " --budget-s B",
-                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd)}
+                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd).replace(str(worlds), "W") + " (W: the scale section's worlds)",
+                        "spark_batch": shown(batch_cmd[:-1] + ["M"]) + " (M: the scale section's models)"}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 
@@ -562,12 +575,16 @@ def main() -> None:
                 runs["off_policy"] = run_section("off_policy", off_cmd, min(left(), 0.2 * args.budget_s),
                                                  RESULTS / "logs" / "off_policy.log")
             if "scale" in sections:
-                budget = max(left() - (600.0 if "spark" in sections else 0.0), 60.0)  # the Spark runs follow
+                budget = max(left() - (700.0 if "spark" in sections else 0.0), 60.0)  # the Spark runs follow
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]
                 runs["scale"] = run_section("scale", cmd, budget, RESULTS / "logs" / "scale.log")
             if "spark" in sections:
                 runs["spark"] = run_section("spark", spark_cmd, max(min(left(), 900.0), 60.0),
                                             RESULTS / "logs" / "spark.log")
+                if any(models.glob("model_x*")):
+                    runs["spark_batch"] = run_section("spark_batch", batch_cmd, max(min(left(), 600.0), 60.0),
+                                                      RESULTS / "logs" / "spark_batch.log")
+        shutil.rmtree(shared, ignore_errors=True)
         if "model" in sections and (RESULTS / "scale.json").exists():
             runs["model"] = run_section("model", model_cmd, 120, RESULTS / "logs" / "model.log")
     meta["load_mean"] = sum(load.samples) / len(load.samples) if load.samples else os.getloadavg()[0]

@@ -87,8 +87,9 @@ day = ev["timestamp"].dt.floor("D")
 per_day = ev.assign(day=day).groupby(["day", "user_id"])["session_id"].nunique()
 span_days = (ev["timestamp"].max() - ev["timestamp"].min()).total_seconds() / 86400
 sizes = {}
+keep = sys.argv[7] if len(sys.argv) > 7 else ""  # where to keep the model (bench/spark_batch.py serves it)
 with tempfile.TemporaryDirectory() as tmp:
-    folder = model.save(Path(tmp) / "model")
+    folder = model.save(Path(keep) if keep else Path(tmp) / "model")
     for p in Path(folder).rglob("*"):
         if p.is_file():
             rel = p.relative_to(folder).parts
@@ -294,6 +295,8 @@ def main() -> None:
     parser.add_argument("--world-seed", type=int, default=7, help="Seed of the generated worlds (7 = the sample).")
     parser.add_argument("--budget-s", type=float, default=1500.0, help="Seconds for all sizes together.")
     parser.add_argument("--worlds", type=Path, default=None, help="Keep generated worlds here (default: a temp dir).")
+    parser.add_argument("--models", type=Path, default=None, help="Keep each size's fitted model here as model_xS "
+                                                                  "(bench/spark_batch.py --models serves them).")
     parser.add_argument("--out", type=Path, default=Path("bench/results/scale.json"))
     parser.add_argument("--image", type=Path, default=Path("docs/images/scale.png"))
     args = parser.parse_args()
@@ -349,7 +352,9 @@ def main() -> None:
             print(f"x{scale:g}: generated in {gen['wall_s']:.0f} s", file=sys.stderr)
             left = args.budget_s - (time.perf_counter() - started)
             fit = run_measured([sys.executable, "-c", CHILD, f"parquet:{folder}", ranker, str(windows),
-                                str(args.requests), str(args.batch), str(args.seed)], timeout=max(left, 30), env=env)
+                                str(args.requests), str(args.batch), str(args.seed),
+                                str(args.models / f"model_x{scale:g}") if args.models else ""],
+                               timeout=max(left, 30), env=env)
             if fit["rc"] != 0 or not fit["stdout"].strip():
                 why = "timed out" if fit["timed_out"] else f"exit {fit['rc']}: {fit['stderr'][-800:]}"
                 results.append({**row, "ok": False, "error": why, "wall_s": fit["wall_s"],
@@ -366,7 +371,8 @@ def main() -> None:
                   f"({', '.join(f'{k} {v:.0f}' for k, v in row['fit_stages'].items())}); p50 {row['p50_ms']:.0f} ms, "
                   f"p99 {row['p99_ms']:.0f} ms; {row['batch_users_per_s']:.0f} members/s; peak RSS "
                   f"{row['peak_rss_mb']:.0f} MB", file=sys.stderr)
-            shutil.rmtree(folder, ignore_errors=True)
+            if args.worlds is None:  # kept where asked: bench/spark_training.py --worlds reads the same worlds
+                shutil.rmtree(folder, ignore_errors=True)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,8 @@ memory (os.wait4) and the largest child's (the JVM, its Python workers). Both ta
 
 Usage: .venv/bin/python bench/spark_batch.py --artifacts DIR [--master local[2]] [--k 10]
          [--out bench/results/spark_batch.json]
+       .venv/bin/python bench/spark_batch.py --models DIR  (every DIR/model_xS that `bench/scale.py --models DIR`
+         kept, each into bench/results/spark_batch_xS.json: what `make bench` runs)
 """
 
 from __future__ import annotations
@@ -68,25 +70,20 @@ def run(engine: str, artifacts: Path, out: Path, k: int, master: str) -> dict:
             "children_peak_rss_mb": round(result["children_max_rss_mb"], 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, required=True, help="a folder written by `recsys train`")
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "spark_batch.json")
-    args = parser.parse_args()
+def compare(artifacts: Path, out: Path, master: str, k: int) -> dict:
+    """Both engines' batch of one saved model, checked equal, written to `out`."""
     import pandas as pd
 
     from recsys.spark import read_lists
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run("local", args.artifacts, Path(tmp) / "local", args.k, args.master),
-                   run("spark", args.artifacts, Path(tmp) / "spark", args.k, args.master)]
+        results = [run("local", artifacts, Path(tmp) / "local", k, master),
+                   run("spark", artifacts, Path(tmp) / "spark", k, master)]
         local, spark = read_lists(Path(tmp) / "local"), read_lists(Path(tmp) / "spark")
         pd.testing.assert_frame_equal(local, spark, check_exact=False, rtol=0, atol=1e-9)
     cold = results[0]["members_per_s_per_core"] / results[1]["members_per_s_per_core"]
     warm = results[0]["warm_members_per_s_per_core"] / results[1]["warm_members_per_s_per_core"]
-    payload = {"artifacts": str(args.artifacts), "master": args.master, "k": args.k, "cores": os.cpu_count(),
+    payload = {"artifacts": str(artifacts), "master": master, "k": k, "cores": os.cpu_count(),
                "runs": results, "tables_equal": True, "local_over_spark_per_core": round(cold, 2),
                "local_over_spark_per_core_warm": round(warm, 2)}
     for r in results:
@@ -95,9 +92,34 @@ def main() -> None:
               f"{r['driver_peak_rss_mb']} MB")
     print(f"single process / Spark, members per core: {payload['local_over_spark_per_core']}x with start-up, "
           f"{payload['local_over_spark_per_core_warm']}x warm; tables equal")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".tmp")
+    tmp_out.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp_out, out)
+    print(f"wrote {out}")
+    return payload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=None, help="a folder written by `recsys train`")
+    parser.add_argument("--models", type=Path, default=None, help="a folder of model_xS folders (bench/scale.py "
+                                                                  "--models)")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "spark_batch.json")
+    args = parser.parse_args()
+    if (args.artifacts is None) == (args.models is None):
+        parser.error("give --artifacts DIR (one model) or --models DIR (bench/scale.py's kept models)")
+    if args.artifacts is not None:
+        compare(args.artifacts, args.out, args.master, args.k)
+        return
+    models = sorted(args.models.glob("model_x*"), key=lambda p: float(p.name[len("model_x"):]))
+    if not models:
+        raise SystemExit(f"no model_xS folders in {args.models}")
+    for folder in models:
+        compare(folder, ROOT / "bench" / "results" / f"spark_batch_{folder.name[len('model_'):]}.json", args.master,
+                args.k)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ says so at the top. --render-only: rewrite the pages from bench/results/ without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -506,6 +507,15 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
 
 
 # -------------------------------------------------------------------------------------------- main
+@contextlib.contextmanager
+def removed_after(folder: Path):
+    """`folder` deleted when the block ends, however it ends (the worlds and models it holds take gigabytes)."""
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Tiny settings for development.")
@@ -562,7 +572,7 @@ def main() -> None:
     def left() -> float:
         return args.budget_s - (time.perf_counter() - started_wall) - reserve
 
-    with LoadSampler() as load:
+    with LoadSampler() as load, removed_after(shared):
         if not args.render_only:
             if "quality" in sections:
                 runs["quality_sample"] = run_section("quality_sample", evaluate, min(left(), 0.45 * args.budget_s),
@@ -579,12 +589,12 @@ def main() -> None:
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]
                 runs["scale"] = run_section("scale", cmd, budget, RESULTS / "logs" / "scale.log")
             if "spark" in sections:
-                runs["spark"] = run_section("spark", spark_cmd, max(min(left(), 900.0), 60.0),
+                batch_reserve = 250.0 if any(models.glob("model_x*")) else 0.0  # the batch runs follow
+                runs["spark"] = run_section("spark", spark_cmd, max(min(left() - batch_reserve, 900.0), 60.0),
                                             RESULTS / "logs" / "spark.log")
                 if any(models.glob("model_x*")):
                     runs["spark_batch"] = run_section("spark_batch", batch_cmd, max(min(left(), 600.0), 60.0),
                                                       RESULTS / "logs" / "spark_batch.log")
-        shutil.rmtree(shared, ignore_errors=True)
         if "model" in sections and (RESULTS / "scale.json").exists():
             runs["model"] = run_section("model", model_cmd, 120, RESULTS / "logs" / "model.log")
     meta["load_mean"] = sum(load.samples) / len(load.samples) if load.samples else os.getloadavg()[0]

@@ -107,19 +107,31 @@ def main() -> None:
                                                                   "--models)")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "spark_batch.json")
+    parser.add_argument("--out", type=Path, default=None, help="with --artifacts (default "
+                                                               "bench/results/spark_batch.json)")
     args = parser.parse_args()
     if (args.artifacts is None) == (args.models is None):
         parser.error("give --artifacts DIR (one model) or --models DIR (bench/scale.py's kept models)")
     if args.artifacts is not None:
-        compare(args.artifacts, args.out, args.master, args.k)
+        compare(args.artifacts, args.out or ROOT / "bench" / "results" / "spark_batch.json", args.master, args.k)
         return
+    if args.out is not None:
+        parser.error("--models writes bench/results/spark_batch_xS.json per model; --out goes with --artifacts")
     models = sorted(args.models.glob("model_x*"), key=lambda p: float(p.name[len("model_x"):]))
     if not models:
         raise SystemExit(f"no model_xS folders in {args.models}")
+    for stale in (ROOT / "bench" / "results").glob("spark_batch_x*.json"):  # what this run does not measure
+        stale.unlink()                                                        # must not be rendered as current
+    failed = []
     for folder in models:
-        compare(folder, ROOT / "bench" / "results" / f"spark_batch_{folder.name[len('model_'):]}.json", args.master,
-                args.k)
+        try:
+            compare(folder, ROOT / "bench" / "results" / f"spark_batch_{folder.name[len('model_'):]}.json",
+                    args.master, args.k)
+        except (SystemExit, subprocess.CalledProcessError, AssertionError) as err:
+            failed.append(f"{folder.name}: {err}")
+            print(f"{folder.name} failed: {err}", file=sys.stderr)
+    if failed:
+        raise SystemExit("; ".join(failed))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -195,12 +196,9 @@ def train(
             raise ValueError(f"unknown preset {preset!r}: use default or previous")
         dataset = load_dataset(data)
         kwargs: dict[str, Any] = {"ranker": None if ranker == "none" else ranker, "seed": seed}
-        if preset == "previous":
-            kwargs.update(training_rows=PREVIOUS_DEFAULT.training_rows, objective=PREVIOUS_DEFAULT.objective,
-                          exclude_features=PREVIOUS_DEFAULT.exclude_features, training=PREVIOUS_DEFAULT.training)
         if sources.strip():
             kwargs["sources"] = tuple(s.strip() for s in sources.split(",") if s.strip())
-        config = RecommenderConfig(**kwargs)
+        config = replace(PREVIOUS_DEFAULT, **kwargs) if preset == "previous" else RecommenderConfig(**kwargs)
         if engine == "spark":
             window_tables = _spark_windows(config, dataset, data, spark_master, partitions)
     except (SparkUnavailable, DataError, ValueError) as err:
@@ -215,6 +213,12 @@ def train(
         bar.close()
         _fail(str(err))
         return
+    except Exception as err:
+        if window_tables is None or not _spark_failure(err):
+            raise
+        bar.close()
+        _fail(f"a Spark job failed while building the training rows: {str(err).strip().splitlines()[0][:500]}")
+        return
     bar.close()
     summary = {"out": str(path), "seconds": round(time.perf_counter() - started, 1), "data": dataset.name,
                "fingerprint": model.fingerprint_, "ranker": config.ranker, "sources": list(config.sources),
@@ -228,22 +232,21 @@ def train(
                    f"; saved to {path}/")
 
 
+def _spark_failure(err: Exception) -> bool:
+    """Whether `err` is Spark's (a failed job, or an executor's Python error sent back through the JVM)."""
+    return type(err).__module__.split(".")[0] in ("pyspark", "py4j")
+
+
 def _spark_windows(config, dataset, spec: str, master: str, partitions: int | None):
     """`SparkWindowTables` for `recsys train --engine spark`, refusing configs whose ranker rows Spark does not
     build (it builds the logged impressions' rows, the default wherever impressions are logged)."""
     from .spark import spark_session
     from .spark.windows import SparkWindowTables
 
-    if config.ranker is None:
-        raise ValueError("--engine spark builds the ranker's training rows, and --ranker none has none: "
-                         "train it without --engine")
-    rows = config.rows_for(dataset)
-    if rows != "impressions":
-        why = ("--preset previous trains on candidate rows" if config.training_rows != "auto" else
-               "explicit ratings train on held-out rows" if dataset.feedback == "explicit" else
-               "its events log no impressions (shown, not played), so it trains on candidate rows")
-        raise ValueError(f"--engine spark builds the ranker's rows from logged impressions, and {dataset.name} "
-                         f"cannot use them: {why}, which this process builds; train it without --engine")
+    refusal = config.window_rows_refusal(dataset)
+    if refusal is not None:
+        raise ValueError(f"--engine spark builds the ranker's rows from logged impressions, and this training does "
+                         f"not use them: {refusal}; train it without --engine")
     spark = spark_session(master)
     return SparkWindowTables(spark, _spark_source(spark, spec, partitions), partitions)
 

@@ -145,6 +145,20 @@ class RecommenderConfig:
             return self.training_rows
         return "impressions" if logs_impressions(dataset) else "candidates"
 
+    def window_rows_refusal(self, dataset: Dataset) -> str | None:
+        """Why `Recommender.fit(window_tables=...)` cannot build this configuration's ranker rows on `dataset`
+        (they are built per window from logged impressions only), or None when it can."""
+        if self.ranker is None:
+            return "a configuration without a ranker has no training rows to build"
+        rows = self.rows_for(dataset)
+        if rows == "impressions":
+            return None
+        if self.training_rows != "auto":
+            return f"this configuration trains on {rows} rows (training_rows={self.training_rows!r})"
+        if dataset.feedback == "explicit":
+            return f"explicit ratings train on held-out rows ({dataset.name})"
+        return f"{dataset.name} logs no impressions (shown, not played), so it trains on candidate rows"
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["sources"] = list(self.sources)
@@ -161,6 +175,7 @@ class RecommenderConfig:
         data.setdefault("objective", "watch")
         data["exclude_features"] = tuple(data.get("exclude_features", FEATURES_SINCE_PREVIOUS))
         training = dict(data.pop("training", {}) or {})
+        training.setdefault("sampler", "random")  # the only sampler before "hash" became the default
         training["labels"] = LabelConfig(**training.get("labels", {}))
         training["weights"] = WeightConfig(**training.get("weights", {}))
         rerank = dict(data.pop("rerank", {}) or {})
@@ -298,6 +313,10 @@ class Recommender:
             raise DataError("the dataset has no events to learn from", file=dataset.name, column="timestamp")
         say = progress or (lambda message, fraction: None)
         cfg = self.config
+        refusal = cfg.window_rows_refusal(dataset) if window_tables is not None else None
+        if refusal is not None:
+            raise ValueError(f"window_tables builds ranker rows from logged impressions, which this fit does not "
+                             f"use: {refusal}")
         timings: dict[str, float] = {}
         end = dataset.end + pd.Timedelta(seconds=1)
         span = pd.Timedelta(days=cfg.ranker_window_days)

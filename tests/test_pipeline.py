@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -188,3 +189,22 @@ def test_a_configuration_saved_before_the_objective_existed_keeps_serving_by_wat
     old = RecommenderConfig.from_json(saved)
     assert old.objective == "watch" and "user_genre_exposure" in old.exclude_features
     assert RecommenderConfig.from_json(CONFIG.to_json()) == CONFIG
+
+
+def test_a_configuration_saved_before_hash_sampling_keeps_its_random_draw():
+    saved = CONFIG.to_json()
+    saved["training"].pop("sampler")
+    assert RecommenderConfig.from_json(saved).training.sampler == "random"
+    assert CONFIG.training.sampler == "hash" and RecommenderConfig.from_json(CONFIG.to_json()) == CONFIG
+
+
+def test_window_tables_are_refused_where_the_ranker_rows_are_not_impressions(data):
+    """A fit told to build its windows elsewhere (Spark) says why it cannot, before any work, instead of silently
+    building other rows here."""
+    def never(*args, **kwargs):
+        raise AssertionError("window_tables must not be called")
+
+    for config, reason in ((replace(CONFIG, training_rows="candidates"), "trains on candidates rows"),
+                           (replace(CONFIG, ranker=None), "without a ranker")):
+        with pytest.raises(ValueError, match=reason):
+            Recommender(config).fit(data, window_tables=never)

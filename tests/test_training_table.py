@@ -108,6 +108,12 @@ def test_row_order_is_canonical_whatever_order_the_rows_arrive_in(data, builder)
     when = a.features.rows["timestamp"].to_numpy()
     assert (when[1:] >= when[:-1]).all()
 
+    def rows_of(t):  # every row's keys with its label, weight and a feature: the pairing the sort must keep
+        frame = t.features.rows[["user_id", "item_id", "timestamp"]].astype({"user_id": str, "item_id": str})
+        frame = frame.assign(label=t.label, weight=t.weight, days=t.features.column("days_since_last_play"))
+        return frame.sort_values(list(frame.columns), ignore_index=True)
+    pd.testing.assert_frame_equal(rows_of(a), rows_of(table))
+
 
 def test_hash_sampling_is_the_default_and_keeps_a_members_rows_whatever_else_is_in_the_table(data, builder):
     """The default sampler decides each negative by a hash of its row and the seed: a member's kept rows are

@@ -83,8 +83,7 @@ def blocked_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     by 32 x 1,000 product, 0 in float64), which moved two-tower scores between a member served
     alone and in a Spark partition.
     """
-    if a.dtype == np.float32 or b.dtype == np.float32:
-        a, b = a.astype(np.float64), b.astype(np.float64)
+    a, b = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
     n = len(a)
     out = np.empty((n, b.shape[1]), dtype=np.result_type(a, b))
     if n == 0:

@@ -60,7 +60,7 @@ class _FactorModel(CandidateGenerator):
 
     def _prepare(self) -> None:
         super()._prepare()
-        self.item_factors_t_ = np.ascontiguousarray(self.item_factors_.T)
+        self.item_factors_t_ = np.ascontiguousarray(self.item_factors_.T, dtype=np.float64)  # blocked_matmul's type
         self.item_trained_ = np.diff(self.user_items_.tocsc().indptr) > 0
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -227,7 +227,7 @@ class ContentGenerator(CandidateGenerator):
 
     def _prepare(self) -> None:
         super()._prepare()
-        self.item_profiles_t_ = np.ascontiguousarray(self.item_profiles_.T)
+        self.item_profiles_t_ = np.ascontiguousarray(self.item_profiles_.T, dtype=np.float64)  # blocked_matmul's type
         self.language_lookup_ = {str(v): k for k, v in enumerate(self.languages_)}
 
     # ----------------------------------------------------------- onboarding

@@ -287,11 +287,11 @@ class TwoTowerGenerator(CandidateGenerator):
         return out[:n]
 
     def _score(self, batch: UserBatch) -> np.ndarray:
-        return blocked_matmul(self.user_vectors(batch), self.item_vectors_t_).astype(np.float64) / self.temperature
+        return blocked_matmul(self.user_vectors(batch), self.item_vectors_t_) / self.temperature
 
     def _prepare(self) -> None:
         super()._prepare()
-        self.item_vectors_t_ = np.ascontiguousarray(self.item_vectors_.T)
+        self.item_vectors_t_ = np.ascontiguousarray(self.item_vectors_.T, dtype=np.float64)  # widened once
 
     # ----------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:

@@ -73,8 +73,8 @@ def test_train_command_on_spark_writes_the_single_process_ranker(spark, folder, 
 
 
 @pytest.mark.parametrize("args, reason", [
-    (["--ranker", "none"], "--ranker none has none"),
-    (["--preset", "previous"], "--preset previous trains on candidate rows"),
+    (["--ranker", "none"], "a configuration without a ranker has no training rows to build"),
+    (["--preset", "previous"], "this configuration trains on candidates rows (training_rows='candidates')"),
 ])
 def test_rows_spark_does_not_build_are_refused_with_the_reason(folder, tmp_path, args, reason):
     result = CliRunner().invoke(app, ["train", "--data", f"parquet:{folder}", "--out", str(tmp_path / "m"),

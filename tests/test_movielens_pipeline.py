@@ -71,7 +71,8 @@ def test_stratified_protocol_runs_every_kind_of_model(ml):
 
 def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(ml):
     """No impressions, no durations, no exposure to learn from: "auto" rows are candidate rows, lists stay in
-    P(watch) order, and the lists are the previous default's, bit for bit (MovieLens loses nothing)."""
+    P(watch) order, and the lists are the previous default's, bit for bit (MovieLens loses nothing), once both
+    draw negatives alike (the default's hash sampling, the one change that reaches ratings data)."""
     from dataclasses import replace
 
     from recsys.pipeline import PREVIOUS_DEFAULT
@@ -79,7 +80,8 @@ def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(
     small = {"sources": ("popularity", "ease", "als"), "n_candidates": 80, "ranker_window_days": 14,
              "ranker_windows": 2}
     new = Recommender(RecommenderConfig(**small)).fit(ml)
-    old = Recommender(replace(PREVIOUS_DEFAULT, **small)).fit(ml)
+    assert new.config.training.sampler == "hash" and PREVIOUS_DEFAULT.training.sampler == "random"
+    old = Recommender(replace(PREVIOUS_DEFAULT, training=new.config.training, **small)).fit(ml)
     assert new.training_summary_["rows_from"] == "candidates"
     assert new.builder_.feature_set.names() == old.builder_.feature_set.names()
     users = list(ml.users["user_id"].iloc[:40])

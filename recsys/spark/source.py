@@ -196,7 +196,7 @@ def read_source(spark, folder: str | Path, name: str | None = None, partitions: 
     bounds = events.agg(F.min("timestamp").alias("lo"), F.max("timestamp").alias("hi")).collect()[0]
     probe = _probe(events, like, str(files["events"]))
     searches, queries = None, _empty_searches()
-    if files["searches"].is_file():
+    if files["searches"].is_file() and _parquet_rows(files["searches"]) > 0:  # an empty file: no searches, as loaded
         searches, first, _ = _checked_table(spark, files["searches"], SEARCHES, _search_checks(users))
         words = sorted(r[0] for r in searches.select("query").distinct().collect() if r[0] is not None)
         queries = pd.DataFrame({"user_id": users["user_id"].iloc[0], "timestamp": first["timestamp"].iloc[0],

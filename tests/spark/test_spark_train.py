@@ -56,6 +56,21 @@ def test_a_model_trained_on_spark_equals_the_single_process_one(spark, folder, l
     np.testing.assert_allclose(y["score"].to_numpy(float), x["score"].to_numpy(float), rtol=0, atol=1e-9)
 
 
+def test_a_world_without_devices_or_searches_trains_the_same_on_spark(spark, tmp_path):
+    """No device column (no context feature, no device key) and no searches (no search-word list): the rows read
+    back from Spark still give the single process's model."""
+    data = SyntheticWorld(WorldConfig(seed=8, n_users=50, n_movies=35, n_shows=2, days=60)).simulate()
+    data = data._with(data.users, data.items, data.events.drop(columns=["device"]), data.searches.iloc[:0])
+    save_dataset(data, tmp_path / "world")
+    data = load_dataset(f"parquet:{tmp_path / 'world'}")
+    assert not data.has("events", "device") and len(data.searches) == 0
+    local = Recommender().fit(data)
+    remote = Recommender().fit(data, window_tables=SparkWindowTables(spark, read_source(spark, tmp_path / "world"), 3))
+    assert "search_terms" not in remote.training_table_.features and len(remote.training_table_) > 300
+    assert remote.training_summary_["balance"] == local.training_summary_["balance"]
+    np.testing.assert_allclose(remote.ranker_.coef_, local.ranker_.coef_, rtol=0, atol=1e-9)
+
+
 def _ranker_files(folder: Path) -> dict[Path, bytes]:
     return {p.relative_to(folder): p.read_bytes() for p in sorted((folder / "ranker").rglob("*")) if p.is_file()}
 

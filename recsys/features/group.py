@@ -4,8 +4,8 @@ A group's `fit(dataset, titles)` decides which of its features the data supports
 are never faked) and sets `features_`; `compute(rows, history, titles)` returns `Block`s whose
 columns are exactly those features. Each feature is therefore named, described and computed in
 one place. A group reads the shared title tables and one side of the past, which its `reads` names:
-"member" groups only the rows' own members' events, "title" groups only the rows' titles' events (every
-member's plays of that title). A distributed engine therefore computes the member groups on partitions of
+"member" groups only the rows' own members' events, "title" groups only the rows' titles' plays (every
+member's plays of that title, `history.played`; never what was shown and not played). A distributed engine therefore computes the member groups on partitions of
 members and the title groups on partitions of titles (`recsys.spark.training`), and a row's values do not
 depend on who else is in the batch.
 """

@@ -84,20 +84,25 @@ class _Log:
         return _Log(**{name: cat(name) for name in a.__dataclass_fields__})
 
 
+def played(events: pd.DataFrame, implicit: bool) -> np.ndarray:
+    """Which events are plays: a watch fraction above 0 (implicit data; the rest were shown and not played), or
+    any rating (explicit data). The title groups read plays alone (`recsys.spark.training` ships them only)."""
+    if implicit:
+        return events["watch_fraction"].to_numpy(dtype=float) > 0
+    return events["rating"].notna().to_numpy()
+
+
 def _log_of(events: pd.DataFrame, searches: pd.DataFrame, implicit: bool, users: pd.Index, items: pd.Index,
             labels: LabelConfig | None) -> _Log:
     ev = events[[c for c in LOG_COLUMNS if c in events.columns]]  # reads nothing else
-    if implicit:
-        wf = ev["watch_fraction"].to_numpy(dtype=float)
-        played = wf > 0
-    else:
-        played = ev["rating"].notna().to_numpy()
+    wf = ev["watch_fraction"].to_numpy(dtype=float) if implicit else None
+    played_ = played(ev, implicit)
     user_all = users.get_indexer(pd.Index(ev["user_id"]))
     item_all = items.get_indexer(pd.Index(ev["item_id"]))
     item_all = np.where(item_all < 0, len(items), item_all)  # unknown titles -> padding row
     ns_all = ev["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     known = user_all >= 0
-    keep = played & known
+    keep = played_ & known
     plays = ev[keep]
     value = plays["watch_fraction"].to_numpy(dtype=float) if implicit else plays["rating"].to_numpy(dtype=float)
     positive = (label_events(plays, labels).to_numpy() == 1) if len(plays) else np.zeros(0, dtype=bool)
@@ -107,7 +112,7 @@ def _log_of(events: pd.DataFrame, searches: pd.DataFrame, implicit: bool, users:
     session = None
     if "session_id" in plays.columns and plays["session_id"].notna().any():
         session = plays["session_id"].astype(str).to_numpy(dtype=object)
-    shown = known & ~played if implicit else np.zeros(len(ev), dtype=bool)
+    shown = known & ~played_ if implicit else np.zeros(len(ev), dtype=bool)
     zero = (wf[shown] == 0) if implicit else np.zeros(0, dtype=bool)
     se = searches
     s_user = users.get_indexer(pd.Index(se["user_id"])) if len(se) else np.zeros(0, dtype=np.int64)

@@ -14,7 +14,8 @@ On Spark, with the fitted `FeatureBuilder` shipped to the executors:
    each row's weight;
 3. the member groups (`FeatureGroup.reads == "member"`) on partitions of members: each partition holds its rows,
    its members' events and searches before the window's end and their member records (one shuffle);
-4. the title groups on partitions of titles: the rows and every member's events of those titles (one shuffle);
+4. the title groups on partitions of titles: the rows and every member's plays of those titles (one shuffle of
+   the plays alone: the title groups read nothing else, and most of a log was shown and not played);
 5. both joined back on (member, row number within the member).
 A feature is computed by the same group code on either engine; only which events a partition holds differs.
 Given a `SparkSource` (`recsys.spark.source.read_source`), the executors read the events and searches from the
@@ -277,7 +278,9 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
     for reads in ("member", "title"):
         names = [f.name for f in builder.feature_set_reading(reads) if f.name not in KEY_COLUMNS]
         key = "user_id" if reads == "member" else "item_id"
-        tagged = [rows_sdf.withColumn("_kind", F.lit("row")), events_sdf.select(*event_cols).withColumn("_kind", F.lit("event"))]
+        # the title groups read plays alone (`FeatureGroup.reads`): most of a log is what was shown and not played
+        past = events_sdf if reads == "member" else _plays(events_sdf, dataset.feedback == "implicit")
+        tagged = [rows_sdf.withColumn("_kind", F.lit("row")), past.select(*event_cols).withColumn("_kind", F.lit("event"))]
         if reads == "member":
             if searches_sdf is not None:
                 tagged.append(searches_sdf.withColumn("_kind", F.lit("search")))
@@ -295,6 +298,17 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
     for reads, side in zip(("member", "title"), sides):  # explicit keys: every side descends from the same rows
         table = table.join(side, (table["user_id"] == side[f"_{reads}_user"]) & (table["_n"] == side[f"_{reads}_n"]))
     return table.select(*[f"`{c}`" for c in _column_order(builder, has_device, slot_features)]), window_sdf, kept
+
+
+def _plays(events, implicit: bool):
+    """The events `features.history.played` calls plays, as a Spark filter: a watch fraction above 0 (Spark
+    orders NaN above every number, so NaN is excluded by name), or any rating."""
+    from pyspark.sql import functions as F
+
+    column = "watch_fraction" if implicit else "rating"
+    value = F.col(column)
+    keep = (value > 0) & ~F.isnan(value) if implicit else value.isNotNull() & ~F.isnan(value)
+    return events.filter(keep)
 
 
 def _restore_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> None:

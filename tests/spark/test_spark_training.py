@@ -201,3 +201,19 @@ def test_a_bad_row_is_named_with_its_file_column_and_row(spark, folder, tmp_path
     (bad / "events.parquet").unlink()
     with pytest.raises(DataError, match="required file events.parquet not found"):
         read_source(spark, bad)
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_the_title_partitions_get_exactly_the_events_history_calls_plays(spark, implicit):
+    """The Spark filter that ships plays to the title groups keeps what `features.history.played` keeps: missing
+    and NaN values, zero (shown, not played), tiny and full fractions, and ratings."""
+    from recsys.features.history import played
+    from recsys.spark.training import _plays
+
+    values = [None, float("nan"), 0.0, 0.05, 0.5, 1.0, -0.0]
+    column = "watch_fraction" if implicit else "rating"
+    frame = pd.DataFrame({"n": range(len(values)), column: pd.array(values, dtype="float64")})
+    sdf = spark.createDataFrame([(i, v) for i, v in enumerate(values)], f"n long, {column} double")
+    kept = sorted(r["n"] for r in _plays(sdf, implicit).collect())
+    assert kept == [int(n) for n in frame["n"][played(frame, implicit)]]
+    assert kept == ([3, 4, 5] if implicit else [2, 3, 4, 5, 6])

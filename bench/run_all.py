@@ -327,8 +327,9 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
         else:
             L += ["No result: the section did not finish (see its log in `bench/results/`).", ""]
     else:
-        L += ["No MovieLens folder was given to this run, so there are no measured MovieLens numbers here. To add "
-              "them, point the run at an unpacked MovieLens folder (ml-100k, ml-1m or ml-latest-small layout): "
+        L += ["No MovieLens folder was given to this run, so there are no measured MovieLens numbers here (the "
+              "ML-1M runs measured by hand are in `docs/movielens.md`). To add them, point the run at an unpacked "
+              "MovieLens folder (ml-100k, ml-1m or ml-latest-small layout): "
               "`make bench BENCH_ARGS=\"--data movielens:PATH\"`, which runs "
               f"`{meta['commands']['quality_movielens_template']}`.", ""]
     L += [

@@ -71,9 +71,13 @@ SURPRISE_ROWS = [  # algorithm, RMSE, MAE (5-fold CV, default parameters)
 
 
 # ----------------------------------------------------------------------------------------- running
+#: Temporary folders a command names, shown as these words (a reader cannot type a path that no longer exists).
+PLACEHOLDERS: dict[str, str] = {}
+
+
 def shown(cmd: list[str]) -> str:
     """The command as a person would type it from the repository root."""
-    parts = list(cmd)
+    parts = [next((word for path, word in PLACEHOLDERS.items() if str(p) == path), str(p)) for p in cmd]
     exe = Path(parts[0])
     try:
         parts[0] = str(exe.relative_to(ROOT)) if exe.is_absolute() else parts[0]
@@ -383,7 +387,8 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
     base = ok[0] if ok else None
     L += [f"## Speed (the x{base['scale']:g} world)" if base else "## Speed", ""]
     L += [f"Command: `{(run or {}).get('command') or meta['commands']['scale']}` — {section_status(run)}. "
-          "Its first size is the speed benchmark.", ""]
+          "Its first size is the speed benchmark. WORLDS and MODELS, where shown, are temporary folders in which "
+          "it keeps each size's world and fitted model for the Spark sections (docs/scale.md).", ""]
     if base:
         stages_total = sum(base["fit_stages"].values())
         L += [
@@ -550,6 +555,7 @@ def main() -> None:
     models, worlds = shared / "models", shared / "worlds"
     models.mkdir()
     worlds.mkdir()
+    PLACEHOLDERS.update({str(models): "MODELS", str(worlds): "WORLDS"})
     scale_cmd = [py, "bench/scale.py", "--out", str(RESULTS / "scale.json"), "--image", str(IMAGE)]
     if "spark" in sections:
         scale_cmd += ["--models", str(models), "--worlds", str(worlds)]
@@ -565,8 +571,7 @@ def main() -> None:
         off_cmd += ["--users", "300", "--days", "2"]
     meta["commands"] = {"quality_sample": shown(evaluate), "quality_movielens": shown(ml) if args.data else None,
                         "quality_movielens_template": shown(ml), "scale": shown(scale_cmd) + " --budget-s B",
-                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd).replace(str(worlds), "W") + " (W: the scale section's worlds)",
-                        "spark_batch": shown(batch_cmd[:-1] + ["M"]) + " (M: the scale section's models)"}
+                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd), "spark_batch": shown(batch_cmd)}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 

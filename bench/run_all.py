@@ -595,10 +595,10 @@ def main() -> None:
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]
                 runs["scale"] = run_section("scale", cmd, budget, RESULTS / "logs" / "scale.log")
             if "spark" in sections:
-                batch_reserve = 250.0 if any(models.glob("model_x*")) else 0.0  # the batch runs follow
-                runs["spark"] = run_section("spark", spark_cmd, max(min(left() - batch_reserve, 900.0), 60.0),
-                                            RESULTS / "logs" / "spark.log")
-                if any(models.glob("model_x*")):
+                kept = any(models.glob("model_x*"))  # the scale section's fits, which the batch runs serve
+                runs["spark"] = run_section("spark", spark_cmd, max(min(left() - (250.0 if kept else 0.0), 900.0),
+                                                                    60.0), RESULTS / "logs" / "spark.log")
+                if kept:
                     runs["spark_batch"] = run_section("spark_batch", batch_cmd, max(min(left(), 600.0), 60.0),
                                                       RESULTS / "logs" / "spark_batch.log")
         if "model" in sections and (RESULTS / "scale.json").exists():

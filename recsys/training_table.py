@@ -24,10 +24,11 @@ from .candidates.base import member_chunk
 from .features import Block, FeatureBuilder, FeatureTable, History
 from .features.slot import SlotFeatures
 from .features.source_scores import SourceScores
-from .labels import POSITIVE, LabelConfig, WeightConfig, downsample_negatives, duration_weights, label_events
+from .labels import (POSITIVE, DownsampleResult, LabelConfig, WeightConfig, downsample_negatives, duration_weights,
+                     label_counts, label_events)
 
 __all__ = ["TrainingConfig", "TrainingTable", "build_training_table", "candidate_table", "holdout_table",
-           "with_candidate_negatives", "with_source_scores", "stack_tables"]
+           "with_candidate_negatives", "with_source_scores", "stack_tables", "window_balance"]
 
 
 @dataclass(frozen=True)
@@ -117,19 +118,16 @@ def build_training_table(
     if len(window) == 0:
         raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
     labels = label_events(window, config.labels)
-    counts = {"positive": int((labels == 1).sum()), "negative": int((labels == 0).sum()),
-              "ignored": int((labels == -1).sum())}
+    counts = label_counts(labels)
     frame = window.assign(label=labels.to_numpy())
     if counts["positive"] == 0:
         raise DataError("the window has no positive events to learn from", file=dataset.name, column="label")
     if config.negatives_per_positive is not None:
-        result = downsample_negatives(frame, config.negatives_per_positive, config.seed, by=config.downsample_by,
-                                      reweight=config.reweight_negatives, sampler=config.sampler)
-        kept, balance = result.frame, result.as_dict()
+        kept = downsample_negatives(frame, config.negatives_per_positive, config.seed, by=config.downsample_by,
+                                    reweight=config.reweight_negatives, sampler=config.sampler).frame
     else:
         kept = frame[frame["label"] >= 0]
-        balance = {"positives": counts["positive"], "negatives_before": counts["negative"],
-                   "negatives_after": counts["negative"], "ignored_dropped": counts["ignored"]}
+    balance = window_balance(counts, int((kept["label"] == 0).sum()), config)
     weight = duration_weights(kept, dataset.items, config.weights).to_numpy(dtype=float)
     if "weight" in kept.columns:
         weight = weight * kept["weight"].to_numpy(dtype=float)
@@ -148,6 +146,17 @@ def build_training_table(
         label_counts=counts,
         window=(None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)),
     )
+
+
+def window_balance(counts: dict[str, int], negatives_after: int, config: TrainingConfig) -> dict[str, Any]:
+    """What a window's downsampling kept (`TrainingTable.balance`), from its class counts before (`label_counts`)
+    and the negatives kept: the same dict whichever engine sampled the rows."""
+    if config.negatives_per_positive is None:
+        return {"positives": counts["positive"], "negatives_before": counts["negative"],
+                "negatives_after": negatives_after, "ignored_dropped": counts["ignored"]}
+    return DownsampleResult(pd.DataFrame(), counts["positive"], counts["negative"], negatives_after,
+                            counts["ignored"], float(config.negatives_per_positive), int(config.seed),
+                            config.downsample_by, bool(config.reweight_negatives)).as_dict()
 
 
 def _feature_rows(user_ids, item_ids, when, device=None, with_device: bool = False) -> pd.DataFrame:

@@ -18,8 +18,8 @@ from ..features import FeatureBuilder, FeatureTable, Ragged
 from ..features.slot import SlotFeatures
 from ..features.spec import FeatureSet
 from ..features.table import KEY_COLUMNS
-from ..labels import DownsampleResult, LabelConfig, label_events
-from ..training_table import TrainingConfig, TrainingTable
+from ..labels import LabelConfig, label_counts, label_events
+from ..training_table import TrainingConfig, TrainingTable, window_balance
 from .source import SparkSource
 from .training import Progress, _spark_table
 
@@ -69,9 +69,7 @@ def _label_counts(window, labels: LabelConfig) -> dict[str, int]:
 
     def count(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            label = label_events(batch, labels).to_numpy()
-            yield pd.DataFrame({"positive": [int((label == 1).sum())], "negative": [int((label == 0).sum())],
-                                "ignored": [int((label == -1).sum())]})
+            yield pd.DataFrame([label_counts(label_events(batch, labels))])
 
     sums = (window.select(*feedback).mapInPandas(count, "positive long, negative long, ignored long")
             .agg(*[F.sum(c).alias(c) for c in ("positive", "negative", "ignored")]).collect()[0])
@@ -102,13 +100,6 @@ class SparkWindowTables:
         finally:
             cached.unpersist()
         features, label, weight = feature_rows_of(flat, builder)
-        kept_negatives = int((label == 0).sum())
-        if config.negatives_per_positive is not None:
-            balance = DownsampleResult(flat.iloc[:0], counts["positive"], counts["negative"], kept_negatives,
-                                       counts["ignored"], config.negatives_per_positive, config.seed,
-                                       config.downsample_by, config.reweight_negatives).as_dict()
-        else:
-            balance = {"positives": counts["positive"], "negatives_before": counts["negative"],
-                       "negatives_after": kept_negatives, "ignored_dropped": counts["ignored"]}
+        balance = window_balance(counts, int((label == 0).sum()), config)
         return TrainingTable(features, label, weight, balance, counts,
                              (None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)))

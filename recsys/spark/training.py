@@ -343,6 +343,8 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
                 pd.api.types.is_string_dtype(s):
             if _holds_lists(s):
                 out[c] = s.map(lambda v: None if v is None else [str(x) for x in v])
+            elif pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+                out[c] = s.astype("str")  # Arrow-backed text crosses to Spark in bulk; Python objects one by one
             else:
                 out[c] = s.astype(object).where(s.notna(), None)
         else:

@@ -7,16 +7,16 @@ Columns: user_id, item_id, timestamp (and device), label, weight, then every fea
 features named like a key (the sparse ids user_id and item_id, the context's device) are that key's column.
 
 On Spark, with the fitted `FeatureBuilder` shipped to the executors:
-1. the window's events repartitioned by member: labels, hash-seeded downsampling per member (`sampler="hash"`:
-   a row's fate depends on the row and the seed, never on the partition), slot features over the whole logged
-   row, minutes watched;
-2. the duration weights' reference, the median minutes of the kept positives (Spark's exact percentile), and
-   each row's weight;
-3. the member groups (`FeatureGroup.reads == "member"`) on partitions of members: each partition holds its rows,
-   its members' events and searches before the window's end and their member records (one shuffle);
-4. the title groups on partitions of titles: the rows and every member's plays of those titles (one shuffle of
-   the plays alone: the title groups read nothing else, and most of a log was shown and not played);
-5. both joined back on (member, row number within the member).
+1. one pass over partitions of members (`source.member_records`: every event, search and record of a member in
+   one partition; a `SparkSource` holds them so, cached, and a loaded Dataset's are shuffled there once): the
+   window's rows labeled, negatives downsampled by hash (`sampler="hash"`: a row's fate depends on the row and
+   the seed, never on the partition), slot features over the whole logged row, minutes watched, and the member
+   groups' features (`FeatureGroup.reads == "member"`) from the members' past before the window's end;
+2. the duration weights' reference, the median minutes of the kept positives (Spark's exact percentile);
+3. the title groups and each row's weight on partitions of titles: the rows and every member's plays of those
+   titles (one shuffle of the plays alone: the title groups read nothing else, and most of a log was shown and
+   not played);
+4. both joined back on (member, row number within the member).
 A feature is computed by the same group code on either engine; only which events a partition holds differs.
 Given a `SparkSource` (`recsys.spark.source.read_source`), the executors read the events and searches from the
 Parquet files themselves and the driver holds only the catalogue and the member records; given a loaded Dataset,
@@ -43,15 +43,15 @@ from ..features.table import KEY_COLUMNS
 from ..labels import ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, watched_minutes
 from ..training_table import TrainingConfig, build_training_table
 from .batch import _PART, _publish, write_spark_table
-from .source import SparkSource
+from .source import KIND, USER_PREFIX, SparkSource, default_partitions, member_records
 
 __all__ = ["TableSummary", "flat_table", "training_table_local", "training_table_spark", "write_training_table",
            "read_training_table"]
 
 Progress = Callable[[str, float], None]
-_USER = "_u_"
-#: The default partitions hold about this many events each (at least one partition per core).
-EVENTS_PER_PARTITION = 1_000_000  # prefix of the member records' columns inside the member shuffle
+#: What the member pass reads of the events: the row keys, what labels, weights and slot features read, and the
+#: History's columns (a log's other columns, such as the logging policy's, stay in Spark).
+ROW_INPUTS = tuple(dict.fromkeys(ROW_KEY_COLUMNS + LOG_COLUMNS + ("device", "weight")))
 
 
 @dataclass(frozen=True)
@@ -122,33 +122,27 @@ def _spark_type(kind: str) -> str:
     return {"dense": "double", "categorical": "string", "sparse_list": "array<bigint>"}[kind]
 
 
-def _member_rows(shell: Dataset, config: TrainingConfig, slot_features: bool, columns: list[str]):
-    """Stage 1 on a partition of members: label, downsample per member by hash, slot features, minutes watched;
-    each kept row numbered within its member (`_n`, in key order) so later stages can join on it."""
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        frame = _concat(batches)
-        if frame is None:
-            return
-        frame = frame.sort_values([c for c in ROW_KEY_COLUMNS if c in frame.columns], kind="stable",
-                                  ignore_index=True)
-        labels = label_events(frame, config.labels)
-        frame = frame.assign(label=labels.to_numpy())
-        if config.negatives_per_positive is not None:
-            kept = downsample_negatives(frame, config.negatives_per_positive, config.seed, by="user_id",
-                                        reweight=config.reweight_negatives, sampler="hash").frame
-        else:
-            kept = frame[frame["label"] >= 0]
-        out = kept.copy()
-        out["_w0"] = kept["weight"].to_numpy(dtype=float) if "weight" in kept.columns else 1.0
-        out["_watched"] = watched_minutes(kept, shell.items)
-        if slot_features:
-            block = SlotFeatures().from_events(frame)
-            rows = frame.index.get_indexer(kept.index)
-            for name, values in block.columns.items():
-                out[name] = np.asarray(values)[rows]
-        out["_n"] = out.groupby("user_id", sort=False).cumcount().astype(np.int64)
-        yield out.reset_index(drop=True)[columns]
-    return run
+def _kept_rows(window: pd.DataFrame, shell: Dataset, config: TrainingConfig, slot_features: bool) -> pd.DataFrame:
+    """Stage 1 on a partition's window events: label, downsample per member by hash, slot features, minutes
+    watched; each kept row numbered within its member (`_n`, in key order) so the title side can join on it."""
+    frame = window.sort_values([c for c in ROW_KEY_COLUMNS if c in window.columns], kind="stable",
+                               ignore_index=True)
+    frame = frame.assign(label=label_events(frame, config.labels).to_numpy())
+    if config.negatives_per_positive is not None:
+        kept = downsample_negatives(frame, config.negatives_per_positive, config.seed, by="user_id",
+                                    reweight=config.reweight_negatives, sampler="hash").frame
+    else:
+        kept = frame[frame["label"] >= 0]
+    out = kept.copy()
+    out["_w0"] = kept["weight"].to_numpy(dtype=float) if "weight" in kept.columns else 1.0
+    out["_watched"] = watched_minutes(kept, shell.items)
+    if slot_features:
+        block = SlotFeatures().from_events(frame)
+        rows = frame.index.get_indexer(kept.index)
+        for name, values in block.columns.items():
+            out[name] = np.asarray(values)[rows]
+    out["_n"] = out.groupby("user_id", sort=False).cumcount().astype(np.int64)
+    return out.reset_index(drop=True)
 
 
 def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
@@ -156,38 +150,65 @@ def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _partition_features(builder: FeatureBuilder, shell: Dataset, reads: str, event_cols: list[str],
-                        search_cols: list[str], user_cols: list[str], row_cols: list[str], names: list[str]):
-    """Stages 3 and 4: one side's feature groups on a partition holding rows (`_kind` row) and the past they read
-    (`_kind` event, search, user)."""
+def _member_pass(builder: FeatureBuilder, shell: Dataset, config: TrainingConfig, slot_features: bool,
+                 start: pd.Timestamp | None, event_cols: list[str], search_cols: list[str], user_cols: list[str],
+                 row_keys: list[str], columns: list[str]):
+    """Stages 1 and 3 in one pass over a partition of members (`source.member_records`, every record of a member
+    in the partition): the window's rows labeled and sampled, then the member groups' features of those rows from
+    the members' past events, searches and records."""
+    log_cols = [c for c in LOG_COLUMNS if c in event_cols]  # what the groups' History reads, nothing more
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         frame = _concat(batches)
         if frame is None:
             return
-        kind = frame["_kind"].to_numpy()
+        kind = frame[KIND].to_numpy()
+        events = frame.loc[kind == "event", event_cols].reset_index(drop=True)
+        _restore_dtypes(events, shell.events)
+        window = events if start is None else events[events["timestamp"] >= start]
+        if len(window) == 0:
+            return
+        kept = _kept_rows(window, shell, config, slot_features)
+        if len(kept) == 0:
+            return
+        users = frame.loc[kind == "user", [USER_PREFIX + c for c in user_cols]].reset_index(drop=True)
+        users.columns = user_cols
+        _restore_dtypes(users, shell.users)
+        if search_cols:
+            searches = frame.loc[kind == "search", search_cols].reset_index(drop=True)
+            _restore_dtypes(searches, shell.searches)
+        else:
+            searches = shell.searches
+        history = builder.index(shell._with(users, shell.items, events[log_cols], searches))
+        table = builder.transform(kept[row_keys], history, reads="member")
+        yield pd.concat([kept, _feature_columns(table)], axis=1)[columns]
+    return run
+
+
+def _title_pass(builder: FeatureBuilder, shell: Dataset, weights, event_cols: list[str], row_keys: list[str],
+                names: list[str]):
+    """Stage 4 on a partition of titles holding rows (`_kind` row) and every member's plays of those titles
+    (`_kind` event): the title groups' features (they read no member record, so every member with a play is
+    indexed) and each row's duration weight (times its sampling weight `_w0`)."""
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        frame = _concat(batches)
+        if frame is None:
+            return
+        kind = frame[KIND].to_numpy()
         rows = frame[kind == "row"].sort_values(["user_id", "_n"], kind="stable", ignore_index=True)
         if len(rows) == 0:
             return
         events = frame.loc[kind == "event", event_cols].reset_index(drop=True)
-        searches = frame.loc[kind == "search", search_cols].reset_index(drop=True) if search_cols else \
-            shell.searches
-        if reads == "member":
-            users = frame.loc[kind == "user", [_USER + c for c in user_cols]].reset_index(drop=True)
-            users.columns = user_cols
-        else:  # the title groups read no member record: every member with a play of the titles is indexed
-            ids = pd.unique(pd.concat([events["user_id"], rows["user_id"]], ignore_index=True).astype(str))
-            users = pd.DataFrame({"user_id": ids})
         _restore_dtypes(events, shell.events)
-        if reads == "member":
-            _restore_dtypes(users, shell.users)
-        if search_cols:
-            _restore_dtypes(searches, shell.searches)
-        history = builder.index(shell._with(users, shell.items, events, searches))
-        table = builder.transform(rows[row_cols], history, reads=reads)
+        ids = pd.unique(pd.concat([events["user_id"], rows["user_id"]], ignore_index=True).astype(str))
+        history = builder.index(shell._with(pd.DataFrame({"user_id": ids}), shell.items, events, shell.searches))
+        table = builder.transform(rows[row_keys], history, reads="title")
         out = _feature_columns(table)
+        weight = duration_weights(rows, shell.items, weights).to_numpy(dtype=float) * rows["_w0"].to_numpy(dtype=float)
+        out.insert(0, "weight", weight)
         out.insert(0, "_n", rows["_n"].to_numpy(dtype=np.int64))
         out.insert(0, "user_id", rows["user_id"].astype(str).to_numpy())
-        yield out[["user_id", "_n"] + names]
+        yield out[["user_id", "_n", "weight"] + names]
     return run
 
 
@@ -195,8 +216,9 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
                          config: TrainingConfig | None = None, builder: FeatureBuilder | None = None,
                          slot_features: bool = False, partitions: int | None = None, progress: Progress | None = None):
     """The flat training table as a Spark DataFrame (see the module docstring), equal to `training_table_local`
-    with the same config (hash sampling per member) row for row. Stages 1-2 run when this is called (the weights'
-    reference is a number the rows need); the feature stages run when the result is written or collected."""
+    with the same config (hash sampling per member) row for row. The member pass and the weights' reference run
+    when this is called (the reference is a number the rows need); the title side runs when the result is
+    written or collected."""
     return _spark_table(spark, data, start, end, config, builder, slot_features, partitions, progress)[0]
 
 
@@ -204,7 +226,7 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
                  builder: FeatureBuilder | None, slot_features: bool, partitions: int | None,
                  progress: Progress | None):
     """`training_table_spark`'s table, the window's events it labels (what the class counts are taken from) and
-    the cached stage-1 rows (to unpersist once the table is written)."""
+    the cached member-pass rows (to unpersist once the table is written)."""
     from pyspark.sql import functions as F
 
     say = progress or (lambda message, fraction: None)
@@ -214,37 +236,55 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
     if slot_features and not (dataset.has("events", "position") and dataset.has("events", "session_id")):
         raise DataError("slot features need the logged rows' position and session_id", file=dataset.name,
                         column="position")
-    parts = partitions or max(spark.sparkContext.defaultParallelism,
-                              -(-source.n_events // EVENTS_PER_PARTITION) if source is not None else 1)
     say("fitting the feature builder (static facts only)", 0.0)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
     end_ts = None if end is None else pd.Timestamp(end)
-    if source is not None:  # the executors read the events: filter there
-        events_sdf, searches_sdf = source.events, source.searches
-        if end_ts is not None:
-            events_sdf = events_sdf.filter(F.col("timestamp") < F.lit(end_ts.to_pydatetime()))
-            if searches_sdf is not None:
-                searches_sdf = searches_sdf.filter(F.col("timestamp") < F.lit(end_ts.to_pydatetime()))
+    start_ts = None if start is None else pd.Timestamp(start)
+    if source is not None:  # the executors read the events, already on partitions of members
+        events_sdf, members = source.events, source.members
+        parts = partitions or source.partitions
+        if parts != source.partitions:
+            members = members.repartition(parts, "user_id")
         like = dataset.events.iloc[:0]
+        search_cols = list(source.search_columns or [])
     else:
         past = dataset.between(None, end_ts)
         events_sdf = _to_spark(spark, past.events)
         searches_sdf = _to_spark(spark, past.searches) if len(past.searches) else None
+        parts = partitions or default_partitions(spark, len(past.events))
+        members = member_records(spark, events_sdf, searches_sdf, dataset.users).repartition(parts, "user_id")
         like = past.events.iloc[:0]
+        search_cols = list(past.searches.columns) if searches_sdf is not None else []
+    if end_ts is not None:
+        before = F.col("timestamp") < F.lit(end_ts.to_pydatetime())
+        events_sdf = events_sdf.filter(before)
+        members = members.filter((F.col(KIND) == "user") | before)
     window_sdf = events_sdf
-    if start is not None:
-        window_sdf = window_sdf.filter(F.col("timestamp") >= F.lit(pd.Timestamp(start).to_pydatetime()))
+    if start_ts is not None:
+        window_sdf = window_sdf.filter(F.col("timestamp") >= F.lit(start_ts.to_pydatetime()))
     if window_sdf.limit(1).count() == 0:
         raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
     shell = dataset._with(dataset.users.iloc[:0], dataset.items, like, dataset.searches.iloc[:0])
     has_device = "device" in like.columns
+    row_keys = ["user_id", "item_id", "timestamp"] + (["device"] if has_device else [])
+    kinds = {f.name: f.kind for f in builder.feature_set}
+    member_names = [f.name for f in builder.feature_set_reading("member") if f.name not in KEY_COLUMNS]
+    title_names = [f.name for f in builder.feature_set_reading("title") if f.name not in KEY_COLUMNS]
 
-    say("labels and hash-seeded negatives per member", 0.1)
+    say("labels, hash-seeded negatives and member features on partitions of members", 0.1)
     slot_names = SlotFeatures().names if slot_features else []
-    stage1_schema = _schema_of(like, extra=[("label", "int"), ("_w0", "double"), ("_watched", "double")]
-                               + [(n, "double") for n in slot_names] + [("_n", "bigint")])
-    kept = (window_sdf.repartition(parts, "user_id")
-            .mapInPandas(_member_rows(shell, config, slot_features, _names_of(stage1_schema)), stage1_schema)).cache()
+    stage1 = [("label", "int"), ("_w0", "double"), ("_watched", "double")] + [(n, "double") for n in slot_names] + \
+        [("_n", "bigint")]
+    clash = sorted(set(member_names) & (set(ROW_INPUTS) | {name for name, _ in stage1}))
+    if clash:
+        raise ValueError(f"member features named like a row column: {clash}")
+    inputs = [c for c in like.columns if c in ROW_INPUTS]
+    schema = _schema_of(like[inputs], extra=stage1 + [(n, _spark_type(kinds[n])) for n in member_names])
+    user_cols = list(dataset.users.columns)
+    run = _member_pass(builder, shell, config, slot_features, start_ts, inputs, search_cols, user_cols, row_keys,
+                       _names_of(schema))
+    read = [KIND, *inputs, *[c for c in search_cols if c not in inputs], *[USER_PREFIX + c for c in user_cols]]
+    kept = members.select(*[F.col(f"`{c}`") for c in read]).mapInPandas(run, schema).cache()
     positives = kept.filter(F.col("label") == 1)
     if positives.limit(1).count() == 0:
         kept.unpersist()
@@ -252,51 +292,25 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
 
     weights = config.weights
     if weights.reference_minutes is None:
-        say("the duration weights' reference (median minutes of the kept positives)", 0.3)
+        say("the duration weights' reference (median minutes of the kept positives)", 0.5)
         pool = positives.filter(F.col("_watched").isNotNull() & ~F.isnan("_watched") & (F.col("_watched") > 0))
         median = pool.agg(F.expr("percentile(_watched, 0.5)").alias("m")).collect()[0]["m"]
         weights = replace(weights, reference_minutes=float(median) if median is not None else 1.0)
-    items = shell.items
 
-    def weigh(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            w = duration_weights(batch, items, weights).to_numpy(dtype=float) * batch["_w0"].to_numpy(dtype=float)
-            yield batch.assign(weight=w)
-
-    row_keys = ["user_id", "item_id", "timestamp"] + (["device"] if has_device else [])
-    base = kept.mapInPandas(weigh, _add_field(kept.schema, "weight", "double")) \
-        .select(*row_keys, "_n", "label", "weight", *slot_names)
-
-    say("point-in-time features on partitions of members and of titles", 0.4)
-    rows_sdf = kept.select(*row_keys, "_n")
-    event_cols = [c for c in LOG_COLUMNS if c in like.columns]  # what the groups' History reads, nothing more
-    # no searches: the partitions use the empty table
-    search_cols = list(shell.searches.columns) if searches_sdf is not None else []
-    user_cols = list(dataset.users.columns)
-    kinds = {f.name: f.kind for f in builder.feature_set}
-    sides = []
-    for reads in ("member", "title"):
-        names = [f.name for f in builder.feature_set_reading(reads) if f.name not in KEY_COLUMNS]
-        key = "user_id" if reads == "member" else "item_id"
-        # the title groups read plays alone (`FeatureGroup.reads`): most of a log is what was shown and not played
-        past = events_sdf if reads == "member" else _plays(events_sdf, dataset.feedback == "implicit")
-        tagged = [rows_sdf.withColumn("_kind", F.lit("row")), past.select(*event_cols).withColumn("_kind", F.lit("event"))]
-        if reads == "member":
-            if searches_sdf is not None:
-                tagged.append(searches_sdf.withColumn("_kind", F.lit("search")))
-            users = dataset.users.rename(columns={c: _USER + c for c in user_cols}).assign(user_id=dataset.users["user_id"])
-            tagged.append(_to_spark(spark, users).withColumn("_kind", F.lit("user")))
-        union = tagged[0]
-        for other in tagged[1:]:
-            union = union.unionByName(other, allowMissingColumns=True)
-        schema = ", ".join(["user_id string", "_n bigint"] + [f"`{n}` {_spark_type(kinds[n])}" for n in names])
-        run = _partition_features(builder, shell, reads, event_cols, search_cols if reads == "member" else [],
-                                  user_cols, row_keys, names)
-        side = union.repartition(parts, key).mapInPandas(run, schema)
-        sides.append(side.toDF(f"_{reads}_user", f"_{reads}_n", *names))
-    table = base
-    for reads, side in zip(("member", "title"), sides):  # explicit keys: every side descends from the same rows
-        table = table.join(side, (table["user_id"] == side[f"_{reads}_user"]) & (table["_n"] == side[f"_{reads}_n"]))
+    say("title features and weights on partitions of titles", 0.6)
+    event_cols = [c for c in LOG_COLUMNS if c in like.columns]
+    # the title groups read plays alone (`FeatureGroup.reads`): most of a log is what was shown and not played
+    plays = _plays(events_sdf, dataset.feedback == "implicit").select(*event_cols).withColumn(KIND, F.lit("event"))
+    weighed = [c for c in ("minutes_watched", "watch_fraction") if c in like.columns]  # what duration_weights reads
+    rows = kept.select(*row_keys, "_n", "label", "_w0", *weighed).withColumn(KIND, F.lit("row"))
+    schema = ", ".join(["user_id string", "_n bigint", "weight double"]
+                       + [f"`{n}` {_spark_type(kinds[n])}" for n in title_names])
+    run = _title_pass(builder, shell, weights, event_cols, row_keys, title_names)
+    side = rows.unionByName(plays, allowMissingColumns=True).repartition(parts, "item_id").mapInPandas(run, schema)
+    side = side.toDF("_t_user", "_t_n", "_t_weight", *title_names)
+    base = kept.drop("weight")  # a logged weight column is the sampling weight `_w0`, inside the row's weight
+    table = base.join(side, (base["user_id"] == side["_t_user"]) & (base["_n"] == side["_t_n"])) \
+        .withColumnRenamed("_t_weight", "weight")
     return table.select(*[f"`{c}`" for c in _column_order(builder, has_device, slot_features)]), window_sdf, kept
 
 

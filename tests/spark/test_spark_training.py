@@ -184,6 +184,30 @@ def test_the_table_from_the_executors_equals_the_single_process(spark, folder):
     assert_same_table(local, remote)
 
 
+def test_a_read_folder_holds_every_record_of_a_member_in_one_partition(spark, folder):
+    from pyspark.sql import functions as F
+
+    source = read_source(spark, folder, partitions=3)
+    assert source.partitions == source.members.rdd.getNumPartitions() == 3
+    placed = (source.members.select("user_id", "_kind", F.spark_partition_id().alias("p")).toPandas())
+    assert set(placed["_kind"]) == {"event", "search", "user"}
+    assert (placed.groupby("user_id")["p"].nunique() == 1).all()  # events, searches and record together
+    users = pd.read_parquet(folder / "users.parquet")
+    assert (placed["_kind"] == "user").sum() == len(users)
+
+
+def test_a_table_on_other_partitions_than_the_read_equals_the_single_process(spark, folder):
+    loaded = load_dataset(f"parquet:{folder}")
+    builder = FeatureBuilder(seed=0).fit(loaded)
+    start = loaded.end - pd.Timedelta(days=10)
+    end = loaded.end - pd.Timedelta(days=2)  # events and searches after the window's end are left out
+    local = training_table_local(loaded, start, end, HASHED, builder=builder, slot_features=True)
+    remote = training_table_spark(spark, read_source(spark, folder, partitions=2), start, end, HASHED,
+                                  builder=builder, slot_features=True, partitions=5).toPandas()
+    assert len(local) > 50
+    assert_same_table(local, remote)
+
+
 def test_a_bad_row_is_named_with_its_file_column_and_row(spark, folder, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

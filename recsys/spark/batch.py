@@ -28,6 +28,9 @@ LIST_SCHEMA = ("member string, rank int, title string, title_name string, score 
 LIST_COLUMNS = [part.split()[0] for part in LIST_SCHEMA.split(", ")]
 _PART = "part-00000.parquet"
 Progress = Callable[[str, float], None]
+#: Members per `Recommender.recommend` call on either engine: what bounds one call's memory (a Spark Arrow batch
+#: holds up to spark.sql.execution.arrow.maxRecordsPerBatch members).
+SERVE_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _tmp_beside(out: Path) -> Path:
 
 
 def batch_local(artifacts: str | os.PathLike, out: str | os.PathLike, k: int = 10,
-                context: dict[str, Any] | None = None, chunk: int = 2048,
+                context: dict[str, Any] | None = None, chunk: int = SERVE_CHUNK,
                 progress: Progress | None = None) -> BatchSummary:
     """Every member's top k in this process, written as `out/part-00000.parquet`."""
     from ..pipeline import Recommender
@@ -133,21 +136,21 @@ def _worker_model(name: str):
     return _WORKER_MODELS[name]
 
 
-def _serve_partition(name: str, k: int, context: dict[str, Any] | None):
+def _serve_partition(name: str, k: int, context: dict[str, Any] | None, chunk: int):
     def serve(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = _worker_model(name)
         for batch in batches:
             ids = batch["member"].astype(str).tolist()
-            if ids:
-                yield as_list_table(model.recommend(ids, k=k, context=context))
+            for lo in range(0, len(ids), chunk):
+                yield as_list_table(model.recommend(ids[lo:lo + chunk], k=k, context=context))
     return serve
 
 
 def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[str, Any] | None = None,
-                partitions: int | None = None, members: list[str] | None = None):
+                partitions: int | None = None, members: list[str] | None = None, chunk: int = SERVE_CHUNK):
     """The batch table as a Spark DataFrame (lazy): members spread over `partitions` (default: the session's
-    parallelism), each partition served by the shipped model (one model folder name per session: Spark ships
-    files by name)."""
+    parallelism), each partition served by the shipped model `chunk` members per call (one model folder name per
+    session: Spark ships files by name)."""
     from ..persistence import saved_member_ids
 
     folder = Path(artifacts).resolve()
@@ -163,7 +166,9 @@ def spark_lists(spark, artifacts: str | os.PathLike, k: int = 10, context: dict[
     spark.sparkContext.addFile(str(folder), recursive=True)
     ids = spark.createDataFrame(pd.DataFrame({"member": pd.Series(members, dtype=str)}), "member string")
     ids = ids.repartition(partitions or spark.sparkContext.defaultParallelism)
-    return ids.mapInPandas(_serve_partition(name, int(k), context), LIST_SCHEMA)
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 member, got {chunk}")
+    return ids.mapInPandas(_serve_partition(name, int(k), context, int(chunk)), LIST_SCHEMA)
 
 
 def write_spark_table(spark, table, out: str | os.PathLike) -> None:

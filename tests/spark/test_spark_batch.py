@@ -64,11 +64,11 @@ def _expected(folder: Path, members: list[str], k: int, context=None) -> pd.Data
     return frame.sort_values(["member", "rank"], kind="stable").reset_index(drop=True)
 
 
-@pytest.mark.parametrize("partitions", [1, 7])
-def test_spark_lists_equal_recommend_for_any_partitioning(spark, world_model, partitions):
+@pytest.mark.parametrize("partitions, chunk", [(1, 2048), (7, 2048), (2, 7)])
+def test_spark_lists_equal_recommend_for_any_partitioning(spark, world_model, partitions, chunk):
     members = Recommender.load(world_model).history_.users["user_id"].astype(str).tolist()
     expected = _expected(world_model, members, 10)
-    got = spark_lists(spark, world_model, k=10, partitions=partitions).toPandas()
+    got = spark_lists(spark, world_model, k=10, partitions=partitions, chunk=chunk).toPandas()
     got = got.sort_values(["member", "rank"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
     assert got.groupby("member").size().le(10).all() and got["member"].nunique() == expected["member"].nunique() >= 55

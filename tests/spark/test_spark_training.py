@@ -142,12 +142,15 @@ KEY = ["user_id", "item_id", "timestamp", "session_id", "position"]
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A small world on disk whose events file repeats two rows exactly."""
+    """A small world on disk whose events file repeats two rows exactly, and whose searches file one (the loader
+    keeps both searches: only events are deduplicated)."""
     data = SyntheticWorld(WorldConfig(seed=9, n_users=50, n_movies=30, n_shows=2, days=50)).simulate()
     folder = tmp_path_factory.mktemp("source") / "world"
     save_dataset(data, folder)
     events = pd.read_parquet(folder / "events.parquet")
     pd.concat([events, events.iloc[[3, 10]]], ignore_index=True).to_parquet(folder / "events.parquet", index=False)
+    searches = pd.read_parquet(folder / "searches.parquet")
+    pd.concat([searches, searches.iloc[[0]]], ignore_index=True).to_parquet(folder / "searches.parquet", index=False)
     return folder
 
 
@@ -170,6 +173,7 @@ def test_executors_read_the_loaders_events_and_count_the_duplicates(spark, folde
         else:
             assert [_plain(v) for v in y.astype(object)] == [_plain(v) for v in x.astype(object)], column
     assert set(source.shell.searches["query"]) == set(loaded.searches["query"])
+    assert source.searches.count() == len(loaded.searches) == len(pd.read_parquet(folder / "searches.parquet"))
 
 
 def test_the_table_from_the_executors_equals_the_single_process(spark, folder):

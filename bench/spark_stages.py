@@ -3,8 +3,8 @@
 One subprocess reads a Parquet world on `local[N]` (`recsys.spark.source.read_source`) and writes the last 14
 days' training table (`write_training_table`, as `bench/spark_training.py` does), with Spark's event log on.
 Each completed stage is then listed with what the log says of it: where in the code its job was started, wall
-seconds, tasks, the executors' run time and the JVM's CPU time (the Python workers' time is the difference),
-shuffle bytes written and read. It answers what `bench/spark_training.py`'s totals cannot: which part of Spark's
+seconds, tasks, the executors' run time and the JVM's CPU time (the rest of the run time is the Python workers'
+and waiting), shuffle bytes written and read. It answers what `bench/spark_training.py`'s totals cannot: which part of Spark's
 own cost (the Arrow trips between the JVM and Python, the shuffles, the cache) to cut next.
 
 Usage: .venv/bin/python bench/spark_stages.py --world DIR [--master local[2]] [--min-wall 0.3]

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from recsys.atomic import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
@@ -102,9 +104,7 @@ def main() -> None:
           f"{total['executor_run_s']} s, of it JVM CPU {total['jvm_cpu_s']} s", file=sys.stderr)
     payload = {"world": str(args.world), "master": args.master, "run": run, "totals": total, "stages": listed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
+    atomic_write_bytes(args.out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     print(f"wrote {args.out}")
 
 

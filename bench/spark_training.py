@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recsys.atomic import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
@@ -137,9 +139,7 @@ def main() -> None:
             print(f"x{scale:g}: single process / Spark per core {ratio:.2f}x; keys equal: {equal}", file=sys.stderr)
     payload = {"master": args.master, "cores": os.cpu_count(), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp_out, args.out)
+    atomic_write_bytes(args.out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     print(f"wrote {args.out}")
 
 

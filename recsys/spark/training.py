@@ -394,14 +394,6 @@ def _schema_of(frame: pd.DataFrame, extra: list[tuple[str, str]] = ()) -> str:
     return ", ".join(f"`{c}` {t}" for c, t in fields)
 
 
-def _add_field(schema, name: str, kind: str):
-    from pyspark.sql.types import DoubleType, StructField, StructType
-
-    if name in schema.fieldNames():
-        return schema
-    return StructType(list(schema.fields) + [StructField(name, DoubleType() if kind == "double" else kind)])
-
-
 def write_training_table(data: Dataset | SparkSource, out: str | os.PathLike, start: Timestamp | None = None,
                          end: Timestamp | None = None, config: TrainingConfig | None = None, engine: str = "local",
                          spark=None, slot_features: bool = False, partitions: int | None = None,

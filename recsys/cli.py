@@ -405,10 +405,15 @@ def training_table(
 @app.command()
 def evaluate(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
-    protocol: str = typer.Option("temporal", help="temporal (time-series CV) or stratified (per-user random split)"),
+    protocol: str = typer.Option("temporal", help="temporal (time-series CV), stratified (per-user random split) "
+                                                  "or timecut (one cut in time, the latest interactions held out)"),
     folds: int = typer.Option(3, help="Temporal folds."),
     test_days: float = typer.Option(14.0, help="Days in each temporal test window."),
-    test_ratio: float = typer.Option(0.25, help="Stratified: share of each member's interactions held out."),
+    test_ratio: float = typer.Option(0.25, help="Stratified: share of each member's interactions held out; "
+                                                "timecut: share of all interactions after the cut."),
+    relevant_rating: Optional[float] = typer.Option(
+        None, help="temporal and timecut on ratings: the lowest test rating that counts as a hit (default 4, the "
+                   "label threshold; published temporal MovieLens tables often use 3)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     k: int = typer.Option(10, "--k", help="List length the metrics are computed at."),
     models: str = typer.Option("", help="Comma-separated models: random, a candidate source, blend, a ranker or "
@@ -424,20 +429,34 @@ def evaluate(
     """Fit every model per fold without leakage, score it, and write a report (the dashboard reads it)."""
     from .data.loaders import load_dataset, world_of
     from .evaluation.models import build_policies, default_models
-    from .evaluation.protocol import stratified_folds, temporal_folds
+    from .evaluation.protocol import stratified_folds, temporal_folds, time_cut_folds
     from .evaluation.report import evaluate as run, summary_table, write_report
+    from .labels import LabelConfig
 
-    if protocol not in ("temporal", "stratified"):
-        _fail("--protocol must be temporal or stratified")
+    if protocol not in ("temporal", "stratified", "timecut"):
+        _fail("--protocol must be temporal, stratified or timecut")
     if k < 1:
         _fail("--k must be at least 1")
+    if relevant_rating is not None and protocol == "stratified":
+        _fail("--relevant-rating applies to --protocol temporal or timecut: under stratified every held-out "
+              "interaction is relevant, whatever its rating")
     try:
+        labels = LabelConfig() if relevant_rating is None else LabelConfig(rating_threshold=relevant_rating)
         dataset = load_dataset(data)
+        if relevant_rating is not None and dataset.feedback != "explicit":
+            raise ValueError(f"--relevant-rating needs rating data; {dataset.name} is implicit feedback (hits are "
+                             f"titles watched past {labels.positive_above:.0%})")
         names = [m.strip() for m in models.split(",") if m.strip()] or default_models(world_of(data) is not None)
         policies = build_policies(names, data, protocol, seed)
+        relevant = (f"rated >= {labels.rating_threshold:g}" if dataset.feedback == "explicit"
+                    else f"watched > {labels.positive_above:.0%}")
         if protocol == "temporal":
-            split = temporal_folds(dataset, n_folds=folds, test_days=test_days)
-            spec = {"name": "temporal", "folds": folds, "test_days": test_days}
+            split = temporal_folds(dataset, n_folds=folds, test_days=test_days, labels=labels)
+            spec = {"name": "temporal", "folds": folds, "test_days": test_days, "relevant": relevant}
+        elif protocol == "timecut":
+            split = time_cut_folds(dataset, test_ratio=test_ratio, labels=labels)
+            spec = {"name": "timecut", "test_ratio": test_ratio, "cut": split[0].info["cut"], "relevant": relevant,
+                    "cold": "members and titles without an interaction before the cut dropped", "seen_items": "excluded"}
         else:
             split = stratified_folds(dataset, test_ratio=test_ratio, seed=seed)
             spec = {"name": "stratified", "test_ratio": test_ratio, "seed": seed,

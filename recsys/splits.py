@@ -4,7 +4,8 @@ Why time-series CV (design note): viewing has seasonality (weekends, holidays, n
 releases) and the system forecasts what a member will watch next, so a model must only
 learn from the past of the period it is scored on. A random split lets the model peek at
 the future and flatters every metric. The per-user random split exists only to reproduce
-the common public MovieLens benchmark tables (per-user random 75/25).
+the common public MovieLens benchmark tables (per-user random 75/25); the single time cut
+(`time_cut`: the latest share of all interactions held out) reproduces their temporal ones.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from .data.dataset import Dataset
 from .data.errors import DataError
 
-__all__ = ["Fold", "TimeSeriesCV", "stratified_split"]
+__all__ = ["Fold", "TimeSeriesCV", "stratified_split", "time_cut"]
 
 
 def _check_number(name: str, value: object, *, minimum: float, strict: bool) -> float:
@@ -192,3 +193,33 @@ def stratified_split(
     train = replace(dataset, events=events.loc[~held_out].reset_index(drop=True))
     test = replace(dataset, events=events.loc[held_out].reset_index(drop=True), searches=dataset.searches.iloc[:0].copy())
     return train, test
+
+
+def time_cut(dataset: Dataset, test_ratio: float = 0.2) -> Fold:
+    """One global cut in time: the latest `test_ratio` of all interactions are the test side.
+
+    Interactions are rated events (explicit data) or plays (implicit), as in `stratified_split`.
+    With n of them sorted by time, the cut is the moment of interaction n - m, where
+    m = clip(round_half_up(test_ratio * n), 1, n - 1); the fold trains on everything before the cut
+    (`Dataset.as_of`) and tests on every event from it to the end, so interactions tied with the cut's
+    moment are all test and the test share can exceed `test_ratio` by those ties. The protocol of the
+    public temporal MovieLens tables (e.g. RePlay's date split, last 20% of interactions).
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"expected a Dataset, got {type(dataset).__name__}")
+    ratio = _check_number("test_ratio", test_ratio, minimum=0.0, strict=True)
+    if ratio >= 1:
+        raise ValueError(f"test_ratio must be < 1, got {test_ratio!r}")
+    times = np.sort(dataset.plays()["timestamp"].to_numpy())
+    column = "watch_fraction" if dataset.feedback == "implicit" else "rating"
+    if len(times) < 2:
+        raise DataError(f"cannot cut in time: the dataset has {len(times)} interaction(s) and needs at least 2",
+                        file=dataset.name, column=column)
+    n_test = int(np.clip(np.floor(ratio * len(times) + 0.5), 1, len(times) - 1))
+    cut = pd.Timestamp(times[len(times) - n_test])
+    if cut <= pd.Timestamp(times[0]):
+        raise DataError(f"cannot cut in time: the latest {n_test:,} interactions start at the first moment of the "
+                        f"data ({cut}), so nothing would be left to train on", file=dataset.name,
+                        column="timestamp", hint="use a smaller test_ratio")
+    data_end = dataset.end.floor("s") + pd.Timedelta(seconds=1)
+    return Fold(0, dataset.start, cut, cut, max(data_end, cut + pd.Timedelta(seconds=1)), dataset)

@@ -120,3 +120,36 @@ def test_report_bad_input_is_a_message_naming_the_file(tmp_path):
     assert not out.exists()
     assert runner.invoke(app, ["report", "--report", str(tmp_path / "R.json"), "--out", str(out)]).exit_code == 0
     assert out.exists()
+
+
+def test_evaluate_timecut_on_ratings_reports_its_cut_and_relevance(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_movielens_pipeline import write_ml100k
+
+    from recsys.evaluation.protocol import time_cut_folds
+    from recsys.labels import LabelConfig
+
+    write_ml100k(tmp_path / "ml", seed=3)
+    spec = f"movielens:{tmp_path / 'ml'}"
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate", "--data", spec, "--protocol", "timecut", "--test-ratio", "0.2",
+                                 "--relevant-rating", "3", "--models", "random,popularity", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    fold = time_cut_folds(load_dataset(spec), test_ratio=0.2, labels=LabelConfig(rating_threshold=3))[0]
+    assert report["protocol"]["name"] == "timecut" and report["protocol"]["relevant"] == "rated >= 3"
+    assert report["protocol"]["cut"] == fold.info["cut"] == str(fold.now)
+    assert report["folds"][0]["relevant"] == len(fold.truth) > 0
+    assert report["models"]["popularity"]["metrics"]["ndcg"]["estimate"] > report["models"]["random"]["metrics"][
+        "ndcg"]["estimate"]
+    bad = runner.invoke(app, ["evaluate", "--data", spec, "--protocol", "stratified", "--relevant-rating", "3",
+                              "--models", "random", "--out", str(out)])
+    assert bad.exit_code == 2 and "--relevant-rating applies to --protocol temporal or timecut" in bad.output
+    implicit = runner.invoke(app, ["evaluate", "--data", "sample", "--protocol", "timecut", "--relevant-rating", "3",
+                                   "--models", "random", "--out", str(out)])
+    assert implicit.exit_code == 2 and "needs rating data" in implicit.output and "Traceback" not in implicit.output
+    unknown = runner.invoke(app, ["evaluate", "--data", spec, "--protocol", "future", "--out", str(out)])
+    assert unknown.exit_code == 2 and "temporal, stratified or timecut" in unknown.output

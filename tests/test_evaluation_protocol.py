@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
+
+from recsys.data import Dataset
+from recsys.labels import LabelConfig
 
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.evaluation.protocol import (
     GeneratorPolicy, OraclePolicy, RandomPolicy, segment_users, stratified_folds, temporal_folds,
+    time_cut_folds,
 )
 from recsys.evaluation.report import evaluate, summary_table, write_report
 
@@ -45,6 +50,32 @@ def test_stratified_fold_keeps_every_held_out_interaction_relevant(data):
     train_plays = fold.train.plays()[["user_id", "item_id"]].drop_duplicates()
     assert len(fold.truth) + len(train_plays) == len(plays)
     assert fold.truth.merge(train_plays, on=["user_id", "item_id"]).empty
+
+
+def _rated(rows) -> Dataset:
+    t0 = pd.Timestamp("2000-01-01")
+    events = pd.DataFrame([(u, i, t0 + pd.Timedelta(minutes=m), r) for m, u, i, r in rows],
+                          columns=["user_id", "item_id", "timestamp", "rating"])
+    items = pd.DataFrame({"item_id": [f"m{j}" for j in range(5)], "title": "T"})
+    return Dataset.from_frames(pd.DataFrame({"user_id": list("abcd")}), items, events)
+
+
+def test_time_cut_fold_hand_computed_drops_cold_members_and_titles():
+    data = _rated([(0, "a", "m0", 5), (1, "a", "m1", 4), (2, "b", "m0", 3), (3, "b", "m2", 5), (4, "c", "m3", 2),
+                   (5, "a", "m2", 4),    # test: a hit
+                   (6, "b", "m1", 3),    # a hit only when 3 counts
+                   (7, "a", "m4", 5),    # m4 has no rating before the cut: dropped
+                   (8, "d", "m0", 5),    # d has no rating before the cut: dropped
+                   (9, "c", "m0", 4),    # c rated only a 2 before, still a known member: a hit
+                   (10, "a", "m0", 5)])  # already finished before the cut: never a hit
+    fold = time_cut_folds(data, test_ratio=0.5)[0]  # round(5.5) = 6 latest ratings: the cut is minute 5
+    assert fold.now == pd.Timestamp("2000-01-01 00:05:00") and fold.train.events["timestamp"].max() < fold.now
+    assert sorted(map(tuple, fold.truth.to_numpy())) == [("a", "m2"), ("c", "m0")]
+    assert fold.info["dropped_cold_users"] == 1 and fold.info["dropped_cold_titles"] == 1
+    assert fold.info["train_interactions"] == 5 and fold.info["test_interactions"] == 6
+    three = time_cut_folds(data, test_ratio=0.5, labels=LabelConfig(rating_threshold=3))[0]
+    assert sorted(map(tuple, three.truth.to_numpy())) == [("a", "m2"), ("b", "m1"), ("c", "m0")]
+    assert three.users == ["a", "b", "c"]
 
 
 def test_report_orders_oracle_over_popularity_over_random(world, data, tmp_path):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.data import Dataset, DataError
-from recsys.splits import Fold, TimeSeriesCV, stratified_split
+from recsys.splits import Fold, TimeSeriesCV, stratified_split, time_cut
 
 T0 = pd.Timestamp("2025-01-01 12:00:00")
 
@@ -258,3 +258,60 @@ def test_stratified_partitions_each_users_interactions(pairs, ratio, seed, min_t
             assert t == min(max(int(np.floor(ratio * n + 0.5)), 1), n - min_train)
         else:
             assert t == 0
+
+
+# ------------------------------------------------------------ time cut
+def test_time_cut_hand_computed():
+    ds = _ratings_dataset({"a": 4, "b": 1, "c": 10, "d": 2})  # 17 ratings at minutes 0..16: a 0-3, b 4, c 5-14, d 15-16
+    fold = time_cut(ds, test_ratio=0.25)  # round(4.25) = 4 latest ratings -> the cut is minute 13
+    assert fold.train_end == fold.test_start == T0 + pd.Timedelta(minutes=13)
+    assert fold.test_end == T0 + pd.Timedelta(minutes=16, seconds=1)
+    assert len(fold.train.events) == 13 and fold.train.events["timestamp"].max() == T0 + pd.Timedelta(minutes=12)
+    assert fold.test.events[["user_id", "item_id"]].values.tolist() == [["c", "m8"], ["c", "m9"], ["d", "m0"],
+                                                                        ["d", "m1"]]
+    assert len(time_cut(ds, test_ratio=0.01).test.events) == 1  # round(0.17) = 0, but at least one is held out
+    assert len(time_cut(ds, test_ratio=0.99).train.events) == 1  # and at least one is kept
+
+
+def test_time_cut_puts_every_tie_of_the_cut_moment_in_test():
+    minutes = [0, 1, 2, 2, 2, 3]
+    events = pd.DataFrame({"user_id": list("abcdef"), "item_id": "m0", "rating": 5.0,
+                           "timestamp": [T0 + pd.Timedelta(minutes=m) for m in minutes]})
+    ds = Dataset.from_frames(None, pd.DataFrame({"item_id": ["m0"], "title": ["T"]}), events)
+    fold = time_cut(ds, test_ratio=0.5)  # 3 latest: the cut is minute 2, whose three ratings all go to test
+    assert fold.train_end == T0 + pd.Timedelta(minutes=2)
+    assert sorted(fold.test.events["user_id"]) == ["c", "d", "e", "f"] and len(fold.train.events) == 2
+
+
+def test_time_cut_errors():
+    ds = _ratings_dataset({"a": 1})
+    with pytest.raises(DataError, match="1 interaction"):
+        time_cut(ds)
+    same = _ratings_dataset({"a": 3})
+    same = Dataset.from_frames(same.users, same.items, same.events.assign(timestamp=T0))
+    with pytest.raises(DataError, match="nothing would be left to train on"):
+        time_cut(same, test_ratio=0.3)
+    for bad in (0, 1, 1.5, float("nan"), "0.2"):
+        with pytest.raises(ValueError, match="test_ratio"):
+            time_cut(_ratings_dataset({"a": 4}), test_ratio=bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(minutes=st.lists(st.integers(0, 30), min_size=2, max_size=40), ratio=st.floats(0.01, 0.95))
+def test_time_cut_never_leaks_and_splits_every_event_once(minutes, ratio):
+    events = pd.DataFrame({"user_id": [f"u{i % 3}" for i in range(len(minutes))], "item_id": [f"m{i}" for i in
+                                                                                            range(len(minutes))],
+                           "timestamp": [T0 + pd.Timedelta(minutes=m) for m in minutes], "rating": 4.0})
+    items = pd.DataFrame({"item_id": [f"m{i}" for i in range(len(minutes))], "title": "T"})
+    ds = Dataset.from_frames(None, items, events)
+    try:
+        fold = time_cut(ds, test_ratio=ratio)
+    except DataError:  # every interaction at one moment, or all the latest ones at the first moment
+        assert len(set(minutes)) == 1 or sorted(minutes)[len(minutes) - max(1, min(len(minutes) - 1, int(
+            np.floor(ratio * len(minutes) + 0.5))))] == min(minutes)
+        return
+    train, test = fold.train.events, fold.test.events
+    assert len(train) + len(test) == len(ds.events) and len(train) >= 1
+    assert (train["timestamp"] < fold.train_end).all() and (test["timestamp"] >= fold.test_start).all()
+    wanted = max(1, min(len(minutes) - 1, int(np.floor(ratio * len(minutes) + 0.5))))
+    assert len(test) >= wanted  # ties with the cut moment may add to it, never take away

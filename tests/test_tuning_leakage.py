@@ -1,4 +1,4 @@
-"""Tuning and quota learning see only the training part of an evaluation fold, under both protocols: every
+"""Tuning and quota learning see only the training part of an evaluation fold, under every protocol: every
 validation split the tuner carves, and every dataset a candidate source is fitted on while the pipeline or the
 blend learns, lies inside the fold's training data (and, temporally, before the fold's cut)."""
 
@@ -13,7 +13,7 @@ import pytest
 import recsys.tuning as tuning
 from recsys.candidates.base import CandidateGenerator
 from recsys.evaluation.models import BlendPolicy
-from recsys.evaluation.protocol import RecommenderPolicy, stratified_folds, temporal_folds
+from recsys.evaluation.protocol import RecommenderPolicy, stratified_folds, temporal_folds, time_cut_folds
 from recsys.pipeline import RecommenderConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,13 +54,15 @@ def _policies(rows: str) -> dict:
     return {"pipeline": lambda: RecommenderPolicy(config), "blend": lambda: BlendPolicy(SOURCES, training_rows=rows)}
 
 
-@pytest.mark.parametrize("protocol", ["stratified", "temporal"])
+@pytest.mark.parametrize("protocol", ["stratified", "temporal", "timecut"])
 def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
     data = _explicit()
     if protocol == "stratified":
         fold, rows = stratified_folds(data, test_ratio=0.25, seed=0)[0], "holdout"
-    else:
+    elif protocol == "temporal":
         fold, rows = temporal_folds(data, n_folds=1, test_days=10, min_train_days=30)[0], "candidates"
+    else:
+        fold, rows = time_cut_folds(data, test_ratio=0.2)[0], "candidates"
     train, test = _pairs(fold.train.events), _pairs(fold.test_events) | _pairs(fold.truth)
     assert test and not test <= train
     for name, make in _policies(rows).items():
@@ -75,7 +77,7 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
             assert pairs <= train, name
             if protocol == "stratified":  # a held-out (member, title) is nowhere in what the tuner saw
                 assert not pairs & _pairs(fold.truth), name
-        if protocol == "temporal":
+        if protocol != "stratified":
             assert max(seen["latest"]) < fold.now, name  # nothing from the test window
         # the validation's hidden part is a part of the training data the tuned sources were not fitted on
         assert any(not (hidden & fitted) for hidden in seen["hidden"] for fitted in seen["fitted"]), name

@@ -8,6 +8,12 @@ they had already finished before (no model may recommend those again).
 stratified: the per-user random split of public MovieLens tables (e.g. 75/25): fitted on
 the train part, asked for every member's top titles; every held-out interaction is
 relevant, whatever its rating; previously seen titles are excluded from the lists.
+
+timecut: the temporal protocol of public MovieLens tables: one cut in time with the latest share
+of all interactions after it (`splits.time_cut`); fitted on everything before the cut and asked
+at the cut; a hit is a title finished or rated >= the label threshold after it, for members and
+titles with at least one interaction before the cut (cold ones are dropped, as the published
+tables drop them), excluding titles finished before.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..labels import POSITIVE, LabelConfig, label_events
-from ..splits import TimeSeriesCV, stratified_split
+from ..splits import TimeSeriesCV, stratified_split, time_cut
 
-__all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "RandomPolicy", "GeneratorPolicy",
+__all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "time_cut_folds", "RandomPolicy", "GeneratorPolicy",
            "RecommenderPolicy", "SharedStages", "OraclePolicy", "LoggingPolicy", "segment_users"]
 
 
@@ -75,6 +81,27 @@ def stratified_folds(dataset: Dataset, test_ratio: float = 0.25, seed: int = 0) 
     return [EvalFold(0, train, now, truth, test.events,
                      {"test_ratio": test_ratio, "seed": seed, "test_users": int(truth["user_id"].nunique()),
                       "relevant": len(truth)})]
+
+
+def time_cut_folds(dataset: Dataset, test_ratio: float = 0.2, labels: LabelConfig | None = None) -> list[EvalFold]:
+    """One time cut with the latest `test_ratio` of interactions after it; cold members and titles dropped."""
+    labels = labels or LabelConfig()
+    fold = time_cut(dataset, test_ratio=test_ratio)
+    train, test = fold.train, fold.test
+    hits = _finished(test.events, labels)
+    before = _finished(train.events, labels)
+    hits = hits.merge(before, on=["user_id", "item_id"], how="left", indicator=True)
+    hits = hits[hits["_merge"] == "left_only"][["user_id", "item_id"]]
+    seen = train.plays()
+    warm_user = hits["user_id"].isin(pd.unique(seen["user_id"])).to_numpy()
+    warm_item = hits["item_id"].isin(pd.unique(seen["item_id"])).to_numpy()
+    kept = hits[warm_user & warm_item].reset_index(drop=True)
+    return [EvalFold(0, train, pd.Timestamp(fold.train_end), kept, test.events,
+                     {"cut": str(fold.train_end), "test_ratio": test_ratio,
+                      "train_interactions": len(seen), "test_interactions": len(test.plays()),
+                      "test_users": int(kept["user_id"].nunique()), "relevant": len(kept),
+                      "dropped_cold_users": int(hits.loc[~warm_user, "user_id"].nunique()),
+                      "dropped_cold_titles": int(hits.loc[warm_user & ~warm_item, "item_id"].nunique())})]
 
 
 def segment_users(fold: EvalFold) -> pd.DataFrame:

@@ -46,6 +46,7 @@ __all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES",
            "make_ranker", "tuned_source_params", "learned_quotas", "tunes", "TRAINING_ROWS", "SMALL_CALL"]
 
 TRAINING_ROWS = ("auto", "candidates", "holdout", "impressions")
+VALIDATIONS = ("auto", "holdout", "temporal")
 #: Features added with the online-quality work (exposure per genre, a holiday title's own season); the
 #: previous default and models saved before them go without.
 FEATURES_SINCE_PREVIOUS = ("user_genre_exposure", "user_genre_finish_rate", "days_to_title_holiday",
@@ -101,6 +102,9 @@ class RecommenderConfig:
         "on" always, "off" never (see `recsys.tuning`). `source_params` win over tuning. When tuning runs
         and `quotas` is None, the blend's quotas are learned on the same validation split (`learned_quotas`:
         recall@n_candidates under a ranker, NDCG@10 of the blend's order without one).
+    validation: the split tuning validates on: "holdout" (a per-user random share hidden), "temporal" (the
+        last `ranker_window_days` hidden) or "auto" (default: holdout for holdout rows and rating data, else
+        temporal). An evaluation sets the one that mirrors its protocol.
     """
 
     sources: tuple[str, ...] = ("popularity", "ease", "als", "content", "two_tower")
@@ -117,6 +121,7 @@ class RecommenderConfig:
     candidate_negatives: int = 0
     source_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     tune: str = "auto"
+    validation: str = "auto"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     seed: int = 0
@@ -133,6 +138,8 @@ class RecommenderConfig:
                              "candidate_negatives >= 0 are required")
         if self.tune not in ("auto", "on", "off"):
             raise ValueError(f"tune must be 'auto', 'on' or 'off', got {self.tune!r}")
+        if self.validation not in VALIDATIONS:
+            raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
         SOURCES.check(list(self.source_params), "source with source_params")
         if self.training_rows not in TRAINING_ROWS:
             raise ValueError(f"training_rows must be one of {TRAINING_ROWS}, got {self.training_rows!r}")
@@ -236,7 +243,10 @@ def tunes(config: RecommenderConfig, dataset: Dataset) -> bool:
 
 
 def validation_kind(config: RecommenderConfig, dataset: Dataset) -> str:
-    """The validation split tuning uses: the per-user random one for holdout rows and rating data, else temporal."""
+    """The validation split tuning uses: `config.validation`, or when "auto" the per-user random one for holdout
+    rows and rating data, else temporal."""
+    if config.validation != "auto":
+        return config.validation
     return "holdout" if config.training_rows == "holdout" or dataset.feedback == "explicit" else "temporal"
 
 

@@ -48,10 +48,11 @@ def seen(monkeypatch):
     return record
 
 
-def _policies(rows: str) -> dict:
+def _policies(rows: str, validation: str) -> dict:
     config = RecommenderConfig(sources=SOURCES, ranker="logistic", n_candidates=20, training_rows=rows,
-                               ranker_window_days=7, ranker_windows=2, tune="on")
-    return {"pipeline": lambda: RecommenderPolicy(config), "blend": lambda: BlendPolicy(SOURCES, training_rows=rows)}
+                               ranker_window_days=7, ranker_windows=2, tune="on", validation=validation)
+    return {"pipeline": lambda: RecommenderPolicy(config),
+            "blend": lambda: BlendPolicy(SOURCES, training_rows=rows, validation=validation)}
 
 
 @pytest.mark.parametrize("protocol", ["stratified", "temporal", "timecut"])
@@ -65,7 +66,8 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
         fold, rows = time_cut_folds(data, test_ratio=0.2)[0], "candidates"
     train, test = _pairs(fold.train.events), _pairs(fold.test_events) | _pairs(fold.truth)
     assert test and not test <= train
-    for name, make in _policies(rows).items():
+    validation = "holdout" if protocol == "stratified" else "temporal"  # as build_policies mirrors the protocol
+    for name, make in _policies(rows, validation).items():
         for key in seen:
             seen[key].clear()
         policy = make().fit(fold.train)
@@ -73,6 +75,7 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
         # under a ranker the candidates' recall counts, alone the blend's own NDCG@10
         assert log["objective"] == ("recall@20" if name == "pipeline" else "ndcg@10")
         assert seen["hidden"] and seen["fitted"], name  # tuning ran and carved its validation split
+        assert policy.model_.tuning_["quotas"]["split"] == validation if name == "pipeline" else True
         for pairs in seen["visible"] + seen["hidden"] + seen["fitted"]:
             assert pairs <= train, name
             if protocol == "stratified":  # a held-out (member, title) is nowhere in what the tuner saw
@@ -81,3 +84,15 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
             assert max(seen["latest"]) < fold.now, name  # nothing from the test window
         # the validation's hidden part is a part of the training data the tuned sources were not fitted on
         assert any(not (hidden & fitted) for hidden in seen["hidden"] for fitted in seen["fitted"]), name
+
+
+@pytest.mark.parametrize("protocol, validation", [("stratified", "holdout"), ("temporal", "temporal"),
+                                                  ("timecut", "temporal")])
+def test_evaluation_policies_validate_on_a_split_like_their_protocol(protocol, validation):
+    from recsys.evaluation.models import build_policies
+    from recsys.pipeline import validation_kind
+
+    data = _explicit()
+    policies = build_policies(["ease", "blend", "logistic"], "sample", protocol, 0)
+    assert policies["ease"]().validation == policies["blend"]().validation == validation
+    assert validation_kind(policies["logistic"]().config, data) == validation

@@ -42,18 +42,21 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
 
     shared = SharedStages()
     rows = "holdout" if protocol == "stratified" else RecommenderConfig().training_rows
+    # tuning validates on a split like the protocol's own: a per-user random share, or the latest days
+    validation = "holdout" if protocol == "stratified" else "temporal"
     default_sources = RecommenderConfig().sources
     policies: dict[str, Callable] = {}
     for name in names:
         if name == "random":
             policies[name] = lambda: RandomPolicy(seed)
         elif name in SOURCES:
-            policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows)
+            policies[name] = lambda name=name: GeneratorPolicy((name,), seed, training_rows=rows,
+                                                               validation=validation)
         elif name == "blend":
-            policies[name] = lambda: BlendPolicy(default_sources, seed, training_rows=rows)
+            policies[name] = lambda: BlendPolicy(default_sources, seed, training_rows=rows, validation=validation)
         elif name in RANKERS:
             policies[name] = lambda name=name: RecommenderPolicy(
-                RecommenderConfig(ranker=name, training_rows=rows, seed=seed), shared)
+                RecommenderConfig(ranker=name, training_rows=rows, validation=validation, seed=seed), shared)
         elif name == "oracle":
             world = world_of(spec)
             if world is None:
@@ -71,15 +74,16 @@ class BlendPolicy:
     `n`, what the evaluation asks for), so on validation it is never below its best member."""
 
     def __init__(self, sources: tuple[str, ...], seed: int = 0, training_rows: str = "candidates",
-                 tune: str = "auto", n: int = 50) -> None:
+                 tune: str = "auto", n: int = 50, validation: str = "auto") -> None:
         self.sources, self.seed, self.training_rows, self.tune, self.n = sources, seed, training_rows, tune, n
+        self.validation = validation
 
     def fit(self, train) -> "BlendPolicy":
         from ..candidates import BlendGenerator
         from ..pipeline import RecommenderConfig, learned_quotas, make_generator, tuned_source_params
 
         config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
-                                   seed=self.seed)
+                                   validation=self.validation, seed=self.seed)
         self.source_params_, self.tuning_ = tuned_source_params(config, train)
         self.quotas_, log = learned_quotas(config, train, self.source_params_, "ndcg", self.n)
         if log:

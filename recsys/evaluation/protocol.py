@@ -161,16 +161,16 @@ class GeneratorPolicy:
     """
 
     def __init__(self, sources: tuple[str, ...], seed: int = 0, quotas: dict[str, float] | None = None,
-                 training_rows: str = "candidates", tune: str = "auto") -> None:
+                 training_rows: str = "candidates", tune: str = "auto", validation: str = "auto") -> None:
         self.sources, self.seed, self.quotas = sources, seed, quotas
-        self.training_rows, self.tune = training_rows, tune
+        self.training_rows, self.tune, self.validation = training_rows, tune, validation
 
     def fit(self, train: Dataset) -> "GeneratorPolicy":
         from ..candidates import BlendGenerator
         from ..pipeline import RecommenderConfig, make_generator, tuned_source_params
 
         config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
-                                   seed=self.seed)
+                                   validation=self.validation, seed=self.seed)
         self.source_params_, self.tuning_ = tuned_source_params(config, train)
         gens = [make_generator(s, self.seed, self.source_params_.get(s)).fit(train) for s in self.sources]
         self.model_ = gens[0] if len(gens) == 1 else BlendGenerator(generators=tuple(gens), quotas=self.quotas,

@@ -43,7 +43,7 @@ from .training_table import (
 )
 
 __all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "watch_minutes", "ArtifactError", "Inspection", "Prepared", "make_generator",
-           "make_ranker", "tuned_source_params", "learned_quotas", "tunes", "TRAINING_ROWS", "SMALL_CALL"]
+           "make_ranker", "fit_generator", "tuned_source_params", "learned_quotas", "tunes", "TRAINING_ROWS", "SMALL_CALL"]
 
 TRAINING_ROWS = ("auto", "candidates", "holdout", "impressions")
 VALIDATIONS = ("auto", "holdout", "temporal")
@@ -219,6 +219,17 @@ def make_generator(name: str, seed: int = 0, params: dict[str, Any] | None = Non
     return cls(**params)
 
 
+def fit_generator(name: str, seed: int, params: dict[str, Any] | None, dataset: Dataset):
+    """`make_generator(name, seed, params).fit(dataset)`, or the same fit made earlier in a `shared_fits()` scope."""
+    from .fit_cache import active_cache
+
+    cache = active_cache()
+    if cache is None:
+        return make_generator(name, seed, params).fit(dataset)
+    return cache.get_or_compute(cache.key("generator", dataset, name, seed, params or {}),
+                                lambda: make_generator(name, seed, params).fit(dataset))
+
+
 def tuned_source_params(config: RecommenderConfig, dataset: Dataset, progress: Callable[[str], None] | None = None
                         ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The parameters each source is fitted with: tuned on `dataset` when the config asks (see `tune`),
@@ -267,7 +278,7 @@ def learned_quotas(config: RecommenderConfig, dataset: Dataset, params: dict[str
     if len(truth) == 0:
         return None, {"skipped": "no hidden interactions to validate on"}
     if blend is None:
-        gens = [make_generator(s, config.seed, params.get(s)).fit(visible) for s in config.sources]
+        gens = [fit_generator(s, config.seed, params.get(s), visible) for s in config.sources]
         blend = BlendGenerator(generators=tuple(gens), prefit=True).fit(visible)
     quotas, log = tune_quotas(blend, truth, validation_now(dataset, visible, how), dataset.users, n=n,
                               objective=objective, seed=config.seed, progress=progress)
@@ -480,7 +491,7 @@ class Recommender:
         gens = []
         for k, name in enumerate(self.config.sources):
             say(f"candidate source {name}", lo + (hi - lo) * k / len(self.config.sources))
-            gens.append(make_generator(name, self.config.seed, self.source_params_.get(name)).fit(dataset))
+            gens.append(fit_generator(name, self.config.seed, self.source_params_.get(name), dataset))
         return BlendGenerator(generators=tuple(gens), quotas=getattr(self, "quotas_", self.config.quotas),
                               prefit=True).fit(dataset)
 

@@ -80,7 +80,7 @@ class BlendPolicy:
 
     def fit(self, train) -> "BlendPolicy":
         from ..candidates import BlendGenerator
-        from ..pipeline import RecommenderConfig, learned_quotas, make_generator, tuned_source_params
+        from ..pipeline import RecommenderConfig, fit_generator, learned_quotas, tuned_source_params
 
         config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
                                    validation=self.validation, seed=self.seed)
@@ -88,7 +88,7 @@ class BlendPolicy:
         self.quotas_, log = learned_quotas(config, train, self.source_params_, "ndcg", self.n)
         if log:
             self.tuning_ = dict(self.tuning_, quotas=log)
-        gens = [make_generator(s, self.seed, self.source_params_.get(s)).fit(train) for s in self.sources]
+        gens = [fit_generator(s, self.seed, self.source_params_.get(s), train) for s in self.sources]
         self.model_ = BlendGenerator(generators=tuple(gens), quotas=self.quotas_, prefit=True).fit(train)
         return self
 

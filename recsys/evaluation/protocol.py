@@ -167,12 +167,12 @@ class GeneratorPolicy:
 
     def fit(self, train: Dataset) -> "GeneratorPolicy":
         from ..candidates import BlendGenerator
-        from ..pipeline import RecommenderConfig, make_generator, tuned_source_params
+        from ..pipeline import RecommenderConfig, fit_generator, tuned_source_params
 
         config = RecommenderConfig(sources=tuple(self.sources), training_rows=self.training_rows, tune=self.tune,
                                    validation=self.validation, seed=self.seed)
         self.source_params_, self.tuning_ = tuned_source_params(config, train)
-        gens = [make_generator(s, self.seed, self.source_params_.get(s)).fit(train) for s in self.sources]
+        gens = [fit_generator(s, self.seed, self.source_params_.get(s), train) for s in self.sources]
         self.model_ = gens[0] if len(gens) == 1 else BlendGenerator(generators=tuple(gens), quotas=self.quotas,
                                                                    prefit=True).fit(train)
         return self

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
+from ..fit_cache import shared_fits
 from ..labels import LabelConfig, label_events
 from .metrics import (
     auc_by_user, catalogue_coverage, global_auc, intra_list_diversity_by_user, mean_ci, metric_at_k_curve,
@@ -39,7 +40,10 @@ Progress = Callable[[str, float], None]
 def evaluate(dataset: Dataset, policies: dict[str, Callable[[], Policy]], folds: list[EvalFold], *, k: int = 10,
              max_k: int = 50, protocol: dict[str, Any] | None = None, n_boot: int = 1000, seed: int = 0,
              progress: Progress | None = None) -> dict[str, Any]:
-    """Fit every policy on every fold's training data, score its lists, and build the report."""
+    """Fit every policy on every fold's training data, score its lists, and build the report.
+
+    Within a fold the policies share their sources' fits and tuning (`recsys.fit_cache.shared_fits`), so a
+    model's `fit_seconds` is what it added to the models before it in `policies`' order."""
     say = progress or (lambda message, fraction: None)
     per_user: dict[str, list[pd.DataFrame]] = {name: [] for name in policies}
     curves: dict[str, list[pd.DataFrame]] = {name: [] for name in policies}
@@ -55,39 +59,42 @@ def evaluate(dataset: Dataset, policies: dict[str, Callable[[], Policy]], folds:
         fold_info.append({"index": fold.index, **fold.info})
         all_users = dataset.users
         popularity = fold.train.plays().groupby("item_id")["user_id"].nunique()
-        for name, make in policies.items():
-            say(f"fold {fold.index + 1}/{len(folds)}: {name}", step / steps)
-            step += 1
-            t = time.perf_counter()
-            policy = make().fit(fold.train)
-            fit_s = time.perf_counter() - t
-            t = time.perf_counter()
-            recs = policy.recommend(users, max_k, fold.now, all_users)
-            score_s = time.perf_counter() - t
-            recs = recs[recs["rank"] <= max_k]
-            metrics = ranking_metrics(recs, fold.truth, k, _LIBRARY_NAMES, users=users, no_relevant="drop")
-            metrics = metrics.rename(columns={"ap": "map", "ar": "mar"})
-            metrics.index.name = "user_id"
-            metrics = metrics.reset_index()
-            if genres is not None and len(recs):
-                div = intra_list_diversity_by_user(recs, genres.map(list), k)
-                metrics["diversity"] = metrics["user_id"].map(div)
-            if len(recs):
-                nov = novelty_by_user(recs, popularity, max(1, len(fold.train.users)), k, normalize=True)
-                metrics["novelty"] = metrics["user_id"].map(nov)
-            metrics = metrics.merge(segments, on="user_id", how="left").assign(fold=fold.index)
-            per_user[name].append(metrics)
-            curve = pd.concat([metric_at_k_curve(recs, fold.truth, {"map": "ap"}.get(m, m), range(1, max_k + 1),
-                                                 users=users).mean().rename(m) for m in CURVE_METRICS], axis=1)
-            curves[name].append(curve.assign(n=len(users)))
-            extras[name]["fit"].append(fit_s)
-            extras[name]["score"].append(score_s)
-            extras[name]["coverage"].append(catalogue_coverage(recs, fold.train.items["item_id"], k))
-            if hasattr(policy, "score_rows"):
-                auc = _auc(policy, fold)
-                if auc is not None:
-                    extras[name]["auc"].append(auc[0])
-                    extras[name]["auc_user"].append(auc[1])
+        with shared_fits() as fits:
+            for name, make in policies.items():
+                say(f"fold {fold.index + 1}/{len(folds)}: {name}", step / steps)
+                step += 1
+                t = time.perf_counter()
+                policy = make().fit(fold.train)
+                fit_s = time.perf_counter() - t
+                t = time.perf_counter()
+                recs = policy.recommend(users, max_k, fold.now, all_users)
+                score_s = time.perf_counter() - t
+                recs = recs[recs["rank"] <= max_k]
+                metrics = ranking_metrics(recs, fold.truth, k, _LIBRARY_NAMES, users=users, no_relevant="drop")
+                metrics = metrics.rename(columns={"ap": "map", "ar": "mar"})
+                metrics.index.name = "user_id"
+                metrics = metrics.reset_index()
+                if genres is not None and len(recs):
+                    div = intra_list_diversity_by_user(recs, genres.map(list), k)
+                    metrics["diversity"] = metrics["user_id"].map(div)
+                if len(recs):
+                    nov = novelty_by_user(recs, popularity, max(1, len(fold.train.users)), k, normalize=True)
+                    metrics["novelty"] = metrics["user_id"].map(nov)
+                metrics = metrics.merge(segments, on="user_id", how="left").assign(fold=fold.index)
+                per_user[name].append(metrics)
+                curve = pd.concat([metric_at_k_curve(recs, fold.truth, {"map": "ap"}.get(m, m),
+                                                     range(1, max_k + 1), users=users).mean().rename(m)
+                                   for m in CURVE_METRICS], axis=1)
+                curves[name].append(curve.assign(n=len(users)))
+                extras[name]["fit"].append(fit_s)
+                extras[name]["score"].append(score_s)
+                extras[name]["coverage"].append(catalogue_coverage(recs, fold.train.items["item_id"], k))
+                if hasattr(policy, "score_rows"):
+                    auc = _auc(policy, fold)
+                    if auc is not None:
+                        extras[name]["auc"].append(auc[0])
+                        extras[name]["auc_user"].append(auc[1])
+        fold_info[-1].update(fits_made=fits.misses, fits_reused=fits.hits)
     say("statistics", 0.98)
     report = _assemble(dataset, folds, fold_info, per_user, curves, extras, k, max_k, protocol or {}, n_boot, seed)
     ratings = rating_report(folds, n_boot=n_boot, seed=seed)

@@ -658,8 +658,9 @@ def main() -> None:
     meta["commands"] = {"quality_sample": shown(evaluate), "quality_movielens": shown(ml) if args.data else None,
                         "quality_movielens_template": shown(ml),
                         "quality_movielens_timecut": shown(ml_cut) if args.data else None,
-                        "quality_movielens_timecut_template": shown(ml_cut), "scale": shown(scale_cmd) + " --budget-s B",
-                        "model": shown(model_cmd), "off_policy": shown(off_cmd), "spark": shown(spark_cmd), "spark_batch": shown(batch_cmd)}
+                        "quality_movielens_timecut_template": shown(ml_cut),
+                        "scale": shown(scale_cmd) + " --budget-s B", "model": shown(model_cmd),
+                        "off_policy": shown(off_cmd), "spark": shown(spark_cmd), "spark_batch": shown(batch_cmd)}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 

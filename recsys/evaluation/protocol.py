@@ -29,8 +29,8 @@ from ..data.dataset import Dataset
 from ..labels import POSITIVE, LabelConfig, label_events
 from ..splits import TimeSeriesCV, stratified_split, time_cut
 
-__all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "time_cut_folds", "RandomPolicy", "GeneratorPolicy",
-           "RecommenderPolicy", "SharedStages", "OraclePolicy", "LoggingPolicy", "segment_users"]
+__all__ = ["EvalFold", "Policy", "temporal_folds", "stratified_folds", "time_cut_folds", "RandomPolicy",
+           "GeneratorPolicy", "RecommenderPolicy", "SharedStages", "OraclePolicy", "LoggingPolicy", "segment_users"]
 
 
 @dataclass

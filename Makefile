@@ -26,7 +26,7 @@ test-fast: install
 	$(PY) -m pytest -m "not slow and not e2e"
 
 # Benchmarks: rewrites docs/benchmarks.md and docs/scale.md (about 30 minutes on 2 cores).
-# BENCH_ARGS="--data movielens:PATH" adds the MovieLens section; BENCH_ARGS=--quick is a fast check.
+# BENCH_ARGS="--data movielens:PATH" adds both MovieLens protocols (the budget becomes an hour); BENCH_ARGS=--quick is a fast check.
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 

@@ -239,6 +239,14 @@ def quality_rows(report: dict[str, Any], reference: str | None, precision: bool 
     return out
 
 
+def msr_table(rows: list[tuple]) -> list[str]:
+    """Microsoft Recommenders' published rows (algorithm, MAP, nDCG@10, Precision@10, Recall@10, RMSE, MAE)."""
+    out = ["| algorithm | MAP | nDCG@10 | Precision@10 | Recall@10 | RMSE | MAE |", "|---|---|---|---|---|---|---|"]
+    for name, *vals in rows:
+        out.append(f"| {name} | " + " | ".join("N/A" if v is None else f"{v:.4f}" for v in vals) + " |")
+    return out
+
+
 def time_cut_section(meta: dict[str, Any], run: dict[str, Any] | None, data: str | None) -> list[str]:
     """MovieLens under the time-cut protocol (bench/results/eval_movielens_timecut.json) beside RePlay's table."""
     L = ["## Quality on MovieLens (time-cut protocol)", ""]
@@ -416,21 +424,15 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
         "100k, a stratified 75/25 split of each user's ratings, k = 10, run on a 6-vCPU / P100 Azure VM, "
         "15 epochs.",
         "",
-        "| algorithm | MAP | nDCG@10 | Precision@10 | Recall@10 | RMSE | MAE |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, *vals in MSR_ROWS:
-        L.append(f"| {name} | " + " | ".join("N/A" if v is None else f"{v:.4f}" for v in vals) + " |")
+    L += msr_table(MSR_ROWS)
     L += [
         "",
         f"Microsoft Recommenders' earlier benchmark page ({MSR_1M_URL}): MovieLens 1M, the same stratified "
         "75/25 split, k = 10, on the same VM.",
         "",
-        "| algorithm | MAP | nDCG@10 | Precision@10 | Recall@10 | RMSE | MAE |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, *vals in MSR_1M_ROWS:
-        L.append(f"| {name} | " + " | ".join("N/A" if v is None else f"{v:.4f}" for v in vals) + " |")
+    L += msr_table(MSR_1M_ROWS)
     L += [
         "",
         f"Surprise, \"Benchmarks\" ({SURPRISE_URL}): MovieLens 100k, rating prediction with default "

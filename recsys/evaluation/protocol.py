@@ -54,6 +54,14 @@ def _finished(events: pd.DataFrame, labels: LabelConfig) -> pd.DataFrame:
     return events.loc[lab == POSITIVE, ["user_id", "item_id"]].drop_duplicates()
 
 
+def _new_hits(train: Dataset, test: Dataset, labels: LabelConfig) -> pd.DataFrame:
+    """The (user_id, item_id) pairs finished in `test` that were not already finished in `train`."""
+    hits = _finished(test.events, labels)
+    before = _finished(train.events, labels)
+    hits = hits.merge(before, on=["user_id", "item_id"], how="left", indicator=True)
+    return hits[hits["_merge"] == "left_only"][["user_id", "item_id"]].reset_index(drop=True)
+
+
 def temporal_folds(dataset: Dataset, n_folds: int = 3, test_days: float = 14.0, gap_days: float = 0.0,
                    min_train_days: float = 60.0, labels: LabelConfig | None = None) -> list[EvalFold]:
     """Expanding-window folds over the last `n_folds * test_days` days (see module docstring)."""
@@ -62,10 +70,7 @@ def temporal_folds(dataset: Dataset, n_folds: int = 3, test_days: float = 14.0, 
     out = []
     for fold in cv.split(dataset):
         train, test = fold.train, fold.test
-        hits = _finished(test.events, labels)
-        before = _finished(train.events, labels)
-        hits = hits.merge(before, on=["user_id", "item_id"], how="left", indicator=True)
-        hits = hits[hits["_merge"] == "left_only"][["user_id", "item_id"]].reset_index(drop=True)
+        hits = _new_hits(train, test, labels)
         out.append(EvalFold(fold.index, train, pd.Timestamp(fold.train_end), hits, test.events,
                             {"train_end": str(fold.train_end), "test_start": str(fold.test_start),
                              "test_end": str(fold.test_end), "test_users": int(hits["user_id"].nunique()),
@@ -88,10 +93,7 @@ def time_cut_folds(dataset: Dataset, test_ratio: float = 0.2, labels: LabelConfi
     labels = labels or LabelConfig()
     fold = time_cut(dataset, test_ratio=test_ratio)
     train, test = fold.train, fold.test
-    hits = _finished(test.events, labels)
-    before = _finished(train.events, labels)
-    hits = hits.merge(before, on=["user_id", "item_id"], how="left", indicator=True)
-    hits = hits[hits["_merge"] == "left_only"][["user_id", "item_id"]]
+    hits = _new_hits(train, test, labels)
     seen = train.plays()
     warm_user = hits["user_id"].isin(pd.unique(seen["user_id"])).to_numpy()
     warm_item = hits["item_id"].isin(pd.unique(seen["item_id"])).to_numpy()

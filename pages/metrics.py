@@ -8,8 +8,8 @@ import streamlit as st
 
 from recsys.data import DataError
 from recsys.ui import load_report
-from recsys.ui.evaluation import (estimated_differences, estimated_online, order_disagreements, ranker_names,
-                                  report_download, run_evaluation)
+from recsys.ui.evaluation import (estimated_differences, estimated_online, order_disagreements, ranker_choices,
+                                  ranker_names, report_download, run_evaluation)
 from recsys.ui.charts import metric_curves, per_fold, per_segment
 from recsys.ui.curve_charts import calibration_chart, candidate_recall_chart, roc_chart
 from recsys.ui.links import copy_link, publish, restore
@@ -123,6 +123,8 @@ def show_comparison(report: dict) -> None:
             table[f"{label} high"] = [online.get(n, {}).get(metric, {}).get("high") for n in table["model"]]
     st.subheader("Model comparison")
     st.dataframe(table, hide_index=True, width="stretch")
+    for line in ranker_choices(report):
+        st.caption(line)
     if online:
         estimator = report["off_policy"].get("default_estimator")
         window = report["off_policy"].get("window", {})

@@ -164,8 +164,9 @@ def _progress_bar(desc: str):
 def train(
     data: str = typer.Option("sample", "--data", help=DATA_HELP),
     out: Path = typer.Option(Path("artifacts/model"), "--out", help="Folder to write the model into."),
-    ranker: str = typer.Option("logistic", help="A ranker (recsys.ranking.RANKERS: logistic, forest, boosting, "
-                                                "deep) or none."),
+    ranker: str = typer.Option("auto", help="auto (the default: on rating data chosen between logistic and "
+                                            "boosting on validation, else logistic), a ranker "
+                                            "(recsys.ranking.RANKERS: logistic, forest, boosting, deep) or none."),
     sources: str = typer.Option("", help="Comma-separated candidate sources (recsys.candidates.SOURCES; default: "
                                          "the tuned set)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
@@ -221,15 +222,18 @@ def train(
         return
     bar.close()
     summary = {"out": str(path), "seconds": round(time.perf_counter() - started, 1), "data": dataset.name,
-               "fingerprint": model.fingerprint_, "ranker": config.ranker, "sources": list(config.sources),
+               "fingerprint": model.fingerprint_, "ranker": model.config.ranker, "sources": list(config.sources),
                "training_rows": model.training_summary_.get("rows"), "fit_seconds": model.fit_timings_,
                "engine": engine}
     if as_json:
         _emit_json(summary)
     else:
+        chosen = model.tuning_.get("ranker", {}).get("scores")
+        how = (f", chosen on validation over {', '.join(f'{r} {v:.4f}' for r, v in chosen.items())}"
+               if chosen else "")
         typer.echo(f"trained on {dataset.name} in {summary['seconds']} s "
-                   f"({summary['training_rows'] or 0:,} ranker rows, built {'on Spark' if window_tables else 'here'})"
-                   f"; saved to {path}/")
+                   f"({summary['training_rows'] or 0:,} ranker rows, built {'on Spark' if window_tables else 'here'}; "
+                   f"ranker {summary['ranker'] or 'none'}{how}); saved to {path}/")
 
 
 def _spark_failure(err: Exception) -> bool:
@@ -416,9 +420,10 @@ def evaluate(
                    "label threshold; published temporal MovieLens tables often use 3)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     k: int = typer.Option(10, "--k", help="List length the metrics are computed at."),
-    models: str = typer.Option("", help="Comma-separated models: random, a candidate source, blend, a ranker or "
-                                        "oracle (default: the pipeline's sources, the blend, every ranker, random, "
-                                        "and the oracle where the data has one)."),
+    models: str = typer.Option("", help="Comma-separated models: random, a candidate source, blend, a ranker, "
+                                        "pipeline (the default configuration, its ranker chosen as `recsys train` "
+                                        "chooses it) or oracle (default: the pipeline's sources, the blend, every "
+                                        "ranker, the pipeline, random, and the oracle where the data has one)."),
     out: Path = typer.Option(Path("artifacts/report.json"), help="Where to write the JSON report."),
     off_policy: bool = typer.Option(False, "--off-policy",
                                     help="Also estimate each model's online engagement, videos and minutes per "
@@ -430,7 +435,7 @@ def evaluate(
     from .data.loaders import load_dataset, world_of
     from .evaluation.models import build_policies, default_models
     from .evaluation.protocol import stratified_folds, temporal_folds, time_cut_folds
-    from .evaluation.report import evaluate as run, summary_table, write_report
+    from .evaluation.report import evaluate as run, ranker_choices, summary_table, write_report
     from .labels import LabelConfig
 
     if protocol not in ("temporal", "stratified", "timecut"):
@@ -487,6 +492,8 @@ def evaluate(
     for name, r in report.get("ratings", {}).items():
         typer.echo(f"rating prediction {name}: RMSE {r['rmse']:.4f} [{r['rmse_ci'][0]:.4f}, {r['rmse_ci'][1]:.4f}]"
                    f"  MAE {r['mae']:.4f} on {r['ratings']:,} test ratings")
+    for line in ranker_choices(report):
+        typer.echo(line)
     significant = [c for c in report["comparisons"] if c["metric"] == "ndcg"]
     typer.echo(f"\nbest by NDCG@{k}: {report['best']}; paired bootstrap over (fold, member) pairs:")
     for c in significant:

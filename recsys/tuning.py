@@ -14,6 +14,10 @@ each source's share, scored by recall@n of the hidden titles (the candidate stag
 or NDCG@k (the blend serving alone), started from the best of the default quotas and every source
 alone, so on validation the blend is never below its best member.
 
+`tune_ranker` chooses the ranker (`ranker="auto"`) on the ranker's own training rows: each is fitted
+without their latest part (or without a random share of the members when every row shares one moment)
+and scored by NDCG@k of each member's rows in that part, ordered.
+
 Nothing outside the training data is seen, so tuning inside each evaluation fold keeps the
 evaluation honest.
 """
@@ -28,8 +32,8 @@ import pandas as pd
 
 from .data.dataset import Dataset
 
-__all__ = ["TUNING_GRIDS", "QUOTA_SHARES", "QUOTA_OBJECTIVES", "tune_sources", "tune_quotas", "validation_split",
-           "validation_now"]
+__all__ = ["TUNING_GRIDS", "QUOTA_SHARES", "QUOTA_OBJECTIVES", "tune_sources", "tune_quotas", "tune_ranker",
+           "validation_split", "validation_now"]
 
 #: The grid per source (every other parameter keeps its default; the first point is the default, which wins ties).
 #: Popularity's decay suits a temporal split (what is watched now), plain counting a per-user random split
@@ -211,3 +215,50 @@ def tune_quotas(blend, truth: pd.DataFrame, now, users: pd.DataFrame | None = No
            "default": {"quotas": dict(default), "score": value(default)}, "alone": alone, "points": len(tried),
            "seconds": round(time.perf_counter() - t0, 2)}
     return dict(best), log
+
+
+def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2, k: int = 10, seed: int = 0,
+                progress: Callable[[str], None] | None = None) -> tuple[str, dict[str, Any]]:
+    """The ranker in `names` (`make(name)` builds one unfitted) that best orders the validation part of
+    `table` (a TrainingTable), and a log of every ranker's score; the first name wins ties.
+
+    The validation part is the latest `fraction` of rows by time (no moment split), or, when every row shares
+    one moment (holdout rows), every row of a seeded random `fraction` of the members. Each ranker is fitted on
+    the rest and scored by the mean NDCG@k of each member's rows there (the member's list), over the members
+    with a positive row."""
+    from .evaluation.metrics import ndcg_by_user
+    from .ranking.base import member_holdout, time_holdout
+
+    say = progress or (lambda message: None)
+    names = list(names)
+    rows = table.features.rows
+    try:
+        train, valid, split = *time_holdout(rows["timestamp"].to_numpy(), fraction), "latest rows"
+    except ValueError:
+        try:
+            train, valid, split = *member_holdout(rows["user_id"].to_numpy(), fraction, seed), "members"
+        except ValueError:
+            return names[0], {"chosen": names[0], "skipped": "too few rows or members to validate on"}
+    held = table.take(valid)
+    query = pd.factorize(held.features.rows["user_id"].astype(str))[0]
+    positive = np.asarray(held.label) == 1
+    members = np.unique(query[positive])
+    if len(members) == 0 or len(train) == 0:
+        return names[0], {"chosen": names[0], "skipped": "no positive row to validate on"}
+    truth = pd.DataFrame({"user_id": query[positive], "item_id": np.flatnonzero(positive)})
+    fitted = table.take(train)
+    scores: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        say(f"ranker {name} on {len(train):,} rows, validated on {len(valid):,}")
+        t = time.perf_counter()
+        p = make(name).fit(fitted).predict_proba(held.features)
+        order = np.lexsort((-p, query))  # by query, best first (stable: ties keep row order)
+        start = np.searchsorted(query[order], query[order], side="left")
+        recs = pd.DataFrame({"user_id": query[order], "item_id": order, "rank": np.arange(len(order)) - start + 1})
+        scores[name] = float(ndcg_by_user(recs, truth, k, users=members, no_relevant="drop").mean())
+        seconds[name] = round(time.perf_counter() - t, 2)
+    chosen = max(names, key=lambda n: (scores[n], -names.index(n)))
+    return chosen, {"chosen": chosen, "split": split, "metric": f"ndcg@{k}", "scores": scores,
+                    "seconds": seconds, "train_rows": len(train), "valid_rows": len(valid),
+                    "valid_members": len(members)}

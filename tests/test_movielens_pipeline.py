@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys.data import load_dataset
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
-from recsys.evaluation.protocol import GeneratorPolicy, RecommenderPolicy, stratified_folds
-from recsys.evaluation.report import evaluate
+from recsys.evaluation.protocol import GeneratorPolicy, RecommenderPolicy, SharedStages, stratified_folds
+from recsys.evaluation.report import evaluate, ranker_choices
 from recsys.pipeline import Recommender, RecommenderConfig
 
 ML_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
@@ -61,24 +62,33 @@ def test_temporal_and_holdout_training_both_work_on_explicit_data(ml):
 
 def test_stratified_protocol_runs_every_kind_of_model(ml):
     folds = stratified_folds(ml, test_ratio=0.25, seed=0)
+    small = {"sources": ("popularity", "ease", "als"), "n_candidates": 80, "training_rows": "holdout"}
+    shared = SharedStages()
     report = evaluate(ml, {"ease": lambda: GeneratorPolicy(("ease",)),
-                           "pipeline": lambda: RecommenderPolicy(RecommenderConfig(
-                               sources=("popularity", "ease", "als"), ranker="logistic", n_candidates=80,
-                               training_rows="holdout"))}, folds, k=10, max_k=10, n_boot=100)
-    for name in ("ease", "pipeline"):
+                           "logistic": lambda: RecommenderPolicy(RecommenderConfig(**small, ranker="logistic"), shared),
+                           "pipeline": lambda: RecommenderPolicy(RecommenderConfig(**small), shared)},
+                      folds, k=10, max_k=10, n_boot=100)
+    for name in ("ease", "logistic", "pipeline"):
         assert 0 < report["models"][name]["metrics"]["ndcg"]["estimate"] < 1
+    # a named ranker serves itself; "auto" says which it chose, and by which validation scores
+    assert report["models"]["logistic"]["ranker"] == [{"ranker": "logistic"}]
+    (choice,) = report["models"]["pipeline"]["ranker"]
+    assert choice["ranker"] == choice["chosen_by"]["chosen"] in ("logistic", "boosting")
+    (line,) = ranker_choices(report)
+    assert line.startswith(f"pipeline, fold 1: ranker {choice['ranker']}, chosen by ndcg@10 on ") and "boosting 0." in line
 
 
 def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(ml):
     """No impressions, no durations, no exposure to learn from: "auto" rows are candidate rows, lists stay in
     P(watch) order, and the lists are the previous default's, bit for bit (MovieLens loses nothing), once both
-    draw negatives alike (the default's hash sampling, the one change that reaches ratings data)."""
+    draw negatives alike (the default's hash sampling, the one change that reaches ratings data) and use the
+    same ranker (on ratings "auto" chooses it on validation: the next test)."""
     from dataclasses import replace
 
     from recsys.pipeline import PREVIOUS_DEFAULT
 
     small = {"sources": ("popularity", "ease", "als"), "n_candidates": 80, "ranker_window_days": 14,
-             "ranker_windows": 2}
+             "ranker_windows": 2, "ranker": "logistic"}
     new = Recommender(RecommenderConfig(**small)).fit(ml)
     assert new.config.training.sampler == "hash" and PREVIOUS_DEFAULT.training.sampler == "random"
     old = Recommender(replace(PREVIOUS_DEFAULT, training=new.config.training, **small)).fit(ml)
@@ -89,3 +99,21 @@ def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(
     assert a["item_id"].tolist() == b["item_id"].tolist()
     np.testing.assert_array_equal(a["score"].to_numpy(), b["score"].to_numpy())
     assert a["expected_minutes"].isna().all()  # no durations in MovieLens
+
+
+@pytest.mark.parametrize("rows", ["candidates", "holdout"])
+def test_on_ratings_the_default_ranker_is_chosen_on_its_own_rows(ml, rows):
+    """"auto" fits logistic regression and LightGBM without the latest part of the training rows (the latest
+    window; or a random share of the members, when every row shares one moment), keeps the better NDCG@10 there,
+    and serves it fitted on every row, exactly as that ranker named."""
+    model = Recommender(RecommenderConfig(sources=("popularity", "ease", "als"), n_candidates=80,
+                                          training_rows=rows, ranker_window_days=14, ranker_windows=2)).fit(ml)
+    log = model.tuning_["ranker"]
+    assert log["split"] == ("members" if rows == "holdout" else "latest rows")
+    assert set(log["scores"]) == {"logistic", "boosting"} and all(0 < v <= 1 for v in log["scores"].values())
+    assert model.config.ranker == log["chosen"] == max(log["scores"], key=log["scores"].get)
+    assert log["train_rows"] + log["valid_rows"] == model.training_summary_["rows"]
+    named = model.with_ranker(log["chosen"])
+    assert "ranker" not in named.tuning_ and named.config.ranker == log["chosen"]
+    users = list(ml.users["user_id"].iloc[:30])
+    pd.testing.assert_frame_equal(model.recommend(users, k=10), named.recommend(users, k=10))

@@ -101,6 +101,8 @@ def test_rankers_can_share_the_other_stages(model, data):
     assert forest.generators_ is model.generators_ and forest.builder_ is model.builder_
     assert forest.ranker_ is not model.ranker_
     assert forest.config.ranker == "forest" and model.config.ranker == "logistic"
+    auto = model.with_ranker("auto")  # no tuning on implicit feedback: logistic regression, nothing searched
+    assert auto.config.ranker == "logistic" and "ranker" not in auto.tuning_
     users = list(data.users["user_id"].iloc[:5])
     assert len(forest.recommend(users)) == 50
     # the same prepared candidate rows, ranked by each: what each would build itself

@@ -156,3 +156,85 @@ def test_the_pipeline_learns_quotas_only_when_it_tunes():
     assert Recommender(RecommenderConfig(**small, tune="off")).fit(data).generators_.quotas is None  # defaults
     given = Recommender(RecommenderConfig(**small, quotas={"ease": 1.0, "als": 1.0, "popularity": 0.0})).fit(data)
     assert given.generators_.quotas == {"ease": 1.0, "als": 1.0, "popularity": 0.0} and "quotas" not in given.tuning_
+
+
+def _scored_table(signal, label, user, timestamp):
+    """A training table of rows with one dense feature, `signal`."""
+    from recsys.features import Feature, FeatureSet, FeatureTable
+    from recsys.training_table import TrainingTable
+
+    n = len(signal)
+    rows = pd.DataFrame({"user_id": np.asarray(user, dtype=object), "item_id": [f"i{k}" for k in range(n)],
+                         "timestamp": pd.to_datetime(timestamp)})
+    features = FeatureTable(rows=rows, frame=pd.DataFrame({"signal": np.asarray(signal, dtype=float)}), sparse={},
+                            feature_set=FeatureSet((Feature("signal", "user_x_media", "dense", "The signal."),)))
+    return TrainingTable(features, np.asarray(label, dtype=np.int8), np.ones(n), {}, {}, (None, None))
+
+
+class _BySignal:
+    """Orders rows by `signal` (or its negation) and records what it was fitted on: tune_ranker's split and
+    scoring are under test here, not a ranker."""
+
+    def __init__(self, sign: float, fitted: list) -> None:
+        self.sign, self.fitted = sign, fitted
+
+    def fit(self, table):
+        self.fitted.append(table)
+        return self
+
+    def predict_proba(self, features):
+        return self.sign * features.frame["signal"].to_numpy()
+
+
+def test_tune_ranker_scores_the_latest_rows_by_ndcg_and_fits_without_them():
+    from recsys.tuning import tune_ranker
+
+    early, late = "2024-01-01", "2024-02-01"
+    # 20 rows before; 5 at the latest moment: member a (0.9, 0.5+, 0.1) and member b (0.2+, 0.8)
+    table = _scored_table(list(np.linspace(0, 1, 20)) + [0.9, 0.5, 0.1, 0.2, 0.8], [0, 1] * 10 + [0, 1, 0, 1, 0],
+                          [f"u{k % 4}" for k in range(20)] + ["a", "a", "a", "b", "b"], [early] * 20 + [late] * 5)
+    fitted: list = []
+    chosen, log = tune_ranker(table, ["up", "down"], lambda name: _BySignal(1.0 if name == "up" else -1.0, fitted))
+    # by signal: each member's hit is second (1/log2 3 each); negated: a's second, b's first
+    assert log["scores"]["up"] == pytest.approx(1 / np.log2(3))
+    assert log["scores"]["down"] == pytest.approx((1 / np.log2(3) + 1) / 2)
+    assert chosen == "down" and log["chosen"] == "down" and log["split"] == "latest rows"
+    assert (log["train_rows"], log["valid_rows"], log["valid_members"]) == (20, 5, 2)
+    assert all(t.features.rows["timestamp"].max() < pd.Timestamp(late) for t in fitted) and len(fitted) == 2
+    # ties keep the first name
+    assert tune_ranker(table, ["up", "up too"], lambda name: _BySignal(1.0, []))[0] == "up"
+
+
+def test_tune_ranker_holds_out_whole_members_when_rows_share_one_moment():
+    from recsys.tuning import tune_ranker
+
+    rng = np.random.default_rng(0)
+    users = [f"u{k}" for k in rng.integers(0, 30, 600)]
+    table = _scored_table(rng.normal(size=600), rng.integers(0, 2, 600), users, ["2024-01-01"] * 600)
+    fitted: list = []
+    chosen, log = tune_ranker(table, ["up"], lambda name: _BySignal(1.0, fitted), fraction=0.2, seed=3)
+    assert log["split"] == "members" and chosen == "up"
+    seen = set(fitted[0].features.rows["user_id"])
+    assert len(seen) == 24 and log["train_rows"] + log["valid_rows"] == 600  # 80% of the 30 members fitted on
+    assert log["valid_rows"] == sum(u not in seen for u in users)
+
+
+def test_tune_ranker_prefers_trees_where_the_signal_is_not_monotone():
+    """Watched only in a middle band of the signal: a linear model cannot order that, LightGBM can."""
+    from recsys.pipeline import make_ranker
+    from recsys.tuning import tune_ranker
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    signal = rng.normal(size=n)
+    label = (np.abs(signal) < 0.6).astype(int) ^ (rng.random(n) < 0.05)
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 30, n)), unit="D")
+    table = _scored_table(signal, label, [f"u{k % 50}" for k in range(n)], times)
+    chosen, log = tune_ranker(table, ["logistic", "boosting"],
+                              lambda name: make_ranker(name, {"n_jobs": 1} if name == "boosting" else {}))
+    assert chosen == "boosting" and log["scores"]["boosting"] > log["scores"]["logistic"] + 0.2, log
+
+
+def test_auto_ranker_takes_no_ranker_params():
+    with pytest.raises(ValueError, match="named ranker"):
+        RecommenderConfig(ranker="auto", ranker_params={"C": 1.0})

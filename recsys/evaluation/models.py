@@ -1,5 +1,6 @@
 """The models an evaluation can compare, by name: every candidate source (SOURCES), the blend, every
-ranker (RANKERS), random, and the oracle where the data is a simulated world.
+ranker (RANKERS), the pipeline (the default configuration, whose ranker is chosen per dataset), random,
+and the oracle where the data is a simulated world.
 
 The command line's `--models`, the app's evaluation button and the simulator's offline view all
 build their policies here.
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["model_names", "default_models", "build_policies", "online_specs", "BlendPolicy"]
+__all__ = ["model_names", "default_models", "build_policies", "online_specs", "BlendPolicy", "PIPELINE"]
 
 BASELINES = ("random", "blend", "oracle")
+#: The default configuration as `recsys train` fits it (`ranker="auto"`), beside each ranker's fixed row.
+PIPELINE = "pipeline"
 
 
 def model_names() -> list[str]:
@@ -19,17 +22,18 @@ def model_names() -> list[str]:
     from ..candidates import SOURCES
     from ..ranking import RANKERS
 
-    return ["random", *SOURCES.names(), "blend", *RANKERS.names(), "oracle"]
+    return ["random", *SOURCES.names(), "blend", *RANKERS.names(), PIPELINE, "oracle"]
 
 
 def default_models(has_world: bool) -> list[str]:
     """What `recsys evaluate` compares by default: random, popularity, the default pipeline's sources, the
-    blend, every ranker, and the oracle when there is a world."""
+    blend, every ranker, the default pipeline, and the oracle when there is a world."""
     from ..pipeline import RecommenderConfig
     from ..ranking import RANKERS
 
     sources = [s for s in RecommenderConfig().sources if s != "popularity"]
-    return ["random", "popularity", *sources, "blend", *RANKERS.names()] + (["oracle"] if has_world else [])
+    return ["random", "popularity", *sources, "blend", *RANKERS.names(), PIPELINE] + \
+        (["oracle"] if has_world else [])
 
 
 def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dict[str, Callable]:
@@ -57,6 +61,9 @@ def build_policies(names: list[str], spec: str, protocol: str, seed: int) -> dic
         elif name in RANKERS:
             policies[name] = lambda name=name: RecommenderPolicy(
                 RecommenderConfig(ranker=name, training_rows=rows, validation=validation, seed=seed), shared)
+        elif name == PIPELINE:
+            policies[name] = lambda: RecommenderPolicy(
+                RecommenderConfig(training_rows=rows, validation=validation, seed=seed), shared)
         elif name == "oracle":
             world = world_of(spec)
             if world is None:
@@ -112,6 +119,8 @@ def online_specs(names: list[str], seed: int, has_world: bool) -> dict[str, obje
             specs[name] = name
         elif name in RANKERS:
             specs[name] = Recommender(RecommenderConfig(ranker=name, seed=seed))
+        elif name == PIPELINE:
+            specs[name] = Recommender(RecommenderConfig(seed=seed))
         elif name in SOURCES:
             specs[name] = Recommender(RecommenderConfig(ranker=None, sources=(name,), seed=seed))
         elif name == "blend":

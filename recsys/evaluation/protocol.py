@@ -249,6 +249,12 @@ class RecommenderPolicy:
         """P(watch) of logged (user, item, time) rows, for AUC."""
         return self.model_.predict_rows(rows)
 
+    def ranker_choice(self) -> dict[str, Any]:
+        """The ranker this fold's pipeline serves, with the validation scores it was chosen by (`ranker="auto"`
+        where tuning runs) or none (a named ranker, or no tuning)."""
+        return {"ranker": self.model_.config.ranker, **({"chosen_by": self.model_.tuning_["ranker"]}
+                                                        if "ranker" in self.model_.tuning_ else {})}
+
 
 class OraclePolicy:
     """Ranks by the simulated world's true P(play and finish): the ceiling of every chart."""

@@ -29,7 +29,7 @@ from .metrics import (
 from .protocol import EvalFold, Policy, segment_users
 from .ratings import rating_report
 
-__all__ = ["evaluate", "write_report", "summary_table", "REPORT_METRICS"]
+__all__ = ["evaluate", "write_report", "summary_table", "ranker_choices", "REPORT_METRICS"]
 
 REPORT_METRICS = ("ndcg", "map", "mar", "precision", "recall", "hit_rate", "mrr")
 _LIBRARY_NAMES = ("ndcg", "ap", "ar", "precision", "recall", "hit_rate", "mrr")
@@ -48,7 +48,7 @@ def evaluate(dataset: Dataset, policies: dict[str, Callable[[], Policy]], folds:
     per_user: dict[str, list[pd.DataFrame]] = {name: [] for name in policies}
     curves: dict[str, list[pd.DataFrame]] = {name: [] for name in policies}
     extras: dict[str, dict[str, list]] = {name: {"fit": [], "score": [], "coverage": [], "auc": [],
-                                                  "auc_user": []} for name in policies}
+                                                  "auc_user": [], "ranker": []} for name in policies}
     fold_info = []
     steps = max(1, len(folds) * len(policies))
     step = 0
@@ -89,6 +89,8 @@ def evaluate(dataset: Dataset, policies: dict[str, Callable[[], Policy]], folds:
                 extras[name]["fit"].append(fit_s)
                 extras[name]["score"].append(score_s)
                 extras[name]["coverage"].append(catalogue_coverage(recs, fold.train.items["item_id"], k))
+                if hasattr(policy, "ranker_choice"):
+                    extras[name]["ranker"].append(policy.ranker_choice())
                 if hasattr(policy, "score_rows"):
                     auc = _auc(policy, fold)
                     if auc is not None:
@@ -159,6 +161,8 @@ def _assemble(dataset, folds, fold_info, per_user, curves, extras, k, max_k, pro
             "score_seconds": [round(s, 3) for s in ex["score"]],
             "users": int(len(frame)),
         }
+        if ex["ranker"]:  # a pipeline: the ranker it served in each fold, and how it was chosen
+            models[name]["ranker"] = ex["ranker"]
     best = max(models, key=lambda n: models[n]["metrics"]["ndcg"]["estimate"])
     comparisons = []
     key = ["fold", "user_id"]
@@ -186,6 +190,20 @@ def _assemble(dataset, folds, fold_info, per_user, curves, extras, k, max_k, pro
         "comparisons": comparisons,
         "created": pd.Timestamp.now(tz="UTC").isoformat(),
     }
+
+
+def ranker_choices(report: dict[str, Any]) -> list[str]:
+    """One sentence per pipeline and fold whose ranker `ranker="auto"` chose: which, and the validation scores
+    it was chosen by (the command line and the Metrics page print these)."""
+    lines = []
+    for name, entry in report["models"].items():
+        for fold, choice in enumerate(entry.get("ranker", [])):
+            how = choice.get("chosen_by", {})
+            if "scores" in how:
+                scores = ", ".join(f"{r} {v:.4f}" for r, v in how["scores"].items())
+                lines.append(f"{name}, fold {fold + 1}: ranker {choice['ranker']}, chosen by {how['metric']} on "
+                             f"{how['valid_rows']:,} held-out training rows ({how['split']}): {scores}")
+    return lines
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:

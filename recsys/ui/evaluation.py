@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..evaluation.report import ranker_choices
+
 __all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation", "estimated_online",
-           "order_disagreements", "estimated_differences", "ReportDownload", "report_download"]
+           "order_disagreements", "estimated_differences", "ReportDownload", "report_download", "ranker_choices"]
 
 #: The quick set: the floor, the fallback, the best single source, the blend and the default ranker.
 QUICK_MODELS = ["random", "popularity", "ease", "blend", "logistic"]

@@ -222,3 +222,18 @@ def test_the_report_downloads_as_html_with_the_model_manifest_and_the_last_ab_re
     assert html.count('class="plotly-graph-div"') >= 10
     elsewhere = report_download(report, "sample", outcome)  # the session's data changed after the experiment
     assert not elsewhere.with_ab and "run on other data" in elsewhere.ab_note
+
+
+def test_a_pipeline_says_which_ranker_it_chose_and_by_what(report_path, tmp_path):
+    import json
+
+    report = json.loads(Path(report_path).read_text())
+    report["models"]["popularity"]["ranker"] = [{"ranker": "boosting", "chosen_by": {
+        "chosen": "boosting", "split": "members", "metric": "ndcg@10", "scores": {"logistic": 0.5379, "boosting": 0.5413},
+        "valid_rows": 84985}}]
+    path = tmp_path / "chosen.json"
+    path.write_text(json.dumps(report))
+    at = _page(path)
+    assert not at.exception
+    assert ("popularity, fold 1: ranker boosting, chosen by ndcg@10 on 84,985 held-out training rows (members): "
+            "logistic 0.5379, boosting 0.5413") in [c.value for c in at.caption]

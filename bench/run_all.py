@@ -641,8 +641,8 @@ def main() -> None:
               "--test-ratio", "0.2", "--relevant-rating", "3", "--k", "10", "--out",
               str(RESULTS / "eval_movielens_timecut.json"), "--json"]
     if args.quick:
-        ml += ["--models", "popularity,ease,als,blend,logistic"]
-        ml_cut += ["--models", "popularity,ease,als,blend,logistic"]
+        ml += ["--models", "popularity,ease,als,blend,pipeline"]
+        ml_cut += ["--models", "popularity,ease,als,blend,pipeline"]
     shared = Path(tempfile.mkdtemp(prefix="recsys-bench-"))  # the scale section's worlds and fits, for Spark's runs
     models, worlds = shared / "models", shared / "worlds"
     models.mkdir()

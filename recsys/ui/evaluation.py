@@ -17,8 +17,9 @@ from ..evaluation.report import ranker_choices
 __all__ = ["QUICK_MODELS", "ranker_names", "evaluation_models", "run_evaluation", "estimated_online",
            "order_disagreements", "estimated_differences", "ReportDownload", "report_download", "ranker_choices"]
 
-#: The quick set: the floor, the fallback, the best single source, the blend and the default ranker.
-QUICK_MODELS = ["random", "popularity", "ease", "blend", "logistic"]
+#: The quick set: the floor, the fallback, the best single source, the blend and the default pipeline (its ranker
+#: chosen as `recsys train` chooses it: logistic regression on the sample).
+QUICK_MODELS = ["random", "popularity", "ease", "blend", "pipeline"]
 
 
 def ranker_names() -> list[str]:

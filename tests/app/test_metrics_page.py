@@ -68,7 +68,7 @@ def test_the_run_button_evaluates_a_generated_world_with_its_oracle(tmp_path):
     assert not at.exception
     assert any("Report written" in s.value for s in at.success)
     models = set(at.dataframe[0].value["model"])
-    assert {"random", "popularity", "ease", "blend", "logistic", "oracle"} == models
+    assert {"random", "popularity", "ease", "blend", "pipeline", "oracle"} == models
 
 
 def test_roc_calibration_and_candidate_recall_on_a_held_out_window(tiny_world_dir, tiny_cache, tmp_path,

@@ -222,10 +222,10 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     """The ranker in `names` (`make(name)` builds one unfitted) that best orders the validation part of
     `table` (a TrainingTable), and a log of every ranker's score; the first name wins ties.
 
-    The validation part is the latest `fraction` of rows by time (no moment split), or, when every row shares
-    one moment (holdout rows), every row of a seeded random `fraction` of the members. Each ranker is fitted on
-    the rest and scored by the mean NDCG@k of each member's rows there (the member's list), over the members
-    with a positive row."""
+    The validation part is the latest `fraction` of rows by time or more (a moment is never split: candidate rows
+    lose whole windows), or, when every row shares one moment (holdout rows), every row of a seeded random
+    `fraction` of the members. Each ranker is fitted on the rest and scored by the mean NDCG@k of each member's
+    rows there (the member's list), over the members with a positive row."""
     from .evaluation.metrics import ndcg_by_user
     from .ranking.base import member_holdout, time_holdout
 

@@ -1,6 +1,7 @@
-"""Tuning and quota learning see only the training part of an evaluation fold, under every protocol: every
-validation split the tuner carves, and every dataset a candidate source is fitted on while the pipeline or the
-blend learns, lies inside the fold's training data (and, temporally, before the fold's cut)."""
+"""Tuning, quota learning and the ranker's choice see only the training part of an evaluation fold, under every
+protocol: every validation split the tuner carves, every dataset a candidate source is fitted on while the
+pipeline or the blend learns, and every hit the ranker is chosen by lies inside the fold's training data (and,
+temporally, before the fold's cut)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def _pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
 @pytest.fixture
 def seen(monkeypatch):
     """Records what tuning splits off (visible and hidden pairs) and every dataset a source is fitted on."""
-    record: dict[str, list] = {"visible": [], "hidden": [], "fitted": [], "latest": []}
-    split, fit = tuning.validation_split, CandidateGenerator.fit
+    record: dict[str, list] = {"visible": [], "hidden": [], "fitted": [], "latest": [], "ranker_rows": []}
+    split, fit, choose = tuning.validation_split, CandidateGenerator.fit, tuning.tune_ranker
 
     def spy_split(dataset, *args, **kwargs):
         visible, hidden = split(dataset, *args, **kwargs)
@@ -43,13 +44,18 @@ def seen(monkeypatch):
         record["latest"].append(dataset.events["timestamp"].max())
         return fit(self, dataset, *args, **kwargs)
 
+    def spy_choose(table, *args, **kwargs):
+        record["ranker_rows"].append(table.features.rows[table.label == 1])
+        return choose(table, *args, **kwargs)
+
     monkeypatch.setattr(tuning, "validation_split", spy_split)
+    monkeypatch.setattr(tuning, "tune_ranker", spy_choose)
     monkeypatch.setattr(CandidateGenerator, "fit", spy_fit)
     return record
 
 
 def _policies(rows: str, validation: str) -> dict:
-    config = RecommenderConfig(sources=SOURCES, ranker="logistic", n_candidates=20, training_rows=rows,
+    config = RecommenderConfig(sources=SOURCES, ranker="auto", n_candidates=20, training_rows=rows,
                                ranker_window_days=7, ranker_windows=2, tune="on", validation=validation)
     return {"pipeline": lambda: RecommenderPolicy(config),
             "blend": lambda: BlendPolicy(SOURCES, training_rows=rows, validation=validation)}
@@ -84,6 +90,11 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
             assert max(seen["latest"]) < fold.now, name  # nothing from the test window
         # the validation's hidden part is a part of the training data the tuned sources were not fitted on
         assert any(not (hidden & fitted) for hidden in seen["hidden"] for fitted in seen["fitted"]), name
+        if name == "pipeline":  # the ranker's choice: its rows' hits are the training part's, before the cut
+            (positives,) = seen["ranker_rows"]
+            assert len(positives) and _pairs(positives) <= train and not _pairs(positives) & _pairs(fold.truth)
+            assert positives["timestamp"].max() <= fold.now
+            assert policy.model_.config.ranker == policy.model_.tuning_["ranker"]["chosen"]
 
 
 @pytest.mark.parametrize("protocol, validation", [("stratified", "holdout"), ("temporal", "temporal"),

@@ -251,18 +251,32 @@ def msr_table(rows: list[tuple]) -> list[str]:
     return out
 
 
+def movielens_result(meta: dict[str, Any], run: dict[str, Any] | None, key: str, path: Path
+                     ) -> tuple[list[str], dict[str, Any] | None]:
+    """A MovieLens section's command and status lines, and its report (None, said in a line, when it did not finish)."""
+    lines = [f"Command: `{(run or {}).get('command') or meta['commands'].get(key)}` — {section_status(run)}.", ""]
+    if not path.exists() or (run is not None and run["rc"] != 0):
+        return lines + ["No result: the section did not finish (see its log in `bench/results/`).", ""], None
+    return lines, json.loads(path.read_text())
+
+
+def data_sentence(data: str, report: dict[str, Any]) -> str:
+    """What a MovieLens report ran on, as the opening of its section's protocol paragraph."""
+    ds = report.get("dataset", {})
+    return (f"Data `{data}`: {ds.get('users', '?'):,} members, {ds.get('items', '?'):,} titles, "
+            f"{ds.get('events', '?'):,} ratings.")
+
+
 def time_cut_section(meta: dict[str, Any], run: dict[str, Any] | None, data: str | None) -> list[str]:
     """MovieLens under the time-cut protocol (bench/results/eval_movielens_timecut.json) beside RePlay's table."""
     L = ["## Quality on MovieLens (time-cut protocol)", ""]
-    path = RESULTS / "eval_movielens_timecut.json"
     if data:
-        L += [f"Command: `{(run or {}).get('command') or meta['commands'].get('quality_movielens_timecut')}` — "
-              f"{section_status(run)}.", ""]
-        if path.exists() and (run is None or run["rc"] == 0):
-            report = json.loads(path.read_text())
-            ds, fold = report.get("dataset", {}), (report.get("folds") or [{}])[0]
-            L += [f"Data `{data}`: {ds.get('users', '?'):,} members, {ds.get('items', '?'):,} titles, "
-                  f"{ds.get('events', '?'):,} ratings. One cut in time at {fold.get('cut', '?')}, the latest 20% "
+        lines, report = movielens_result(meta, run, "quality_movielens_timecut",
+                                         RESULTS / "eval_movielens_timecut.json")
+        L += lines
+        if report is not None:
+            fold = (report.get("folds") or [{}])[0]
+            L += [f"{data_sentence(data, report)} One cut in time at {fold.get('cut', '?')}, the latest 20% "
                   f"of all ratings after it ({fold.get('test_interactions', 0):,}); every model is fitted on the "
                   f"{fold.get('train_interactions', 0):,} before it and asked at the cut. Relevant: a rating of 3 "
                   f"or more after the cut, for the {fold.get('test_users', 0):,} members and the titles with a "
@@ -271,8 +285,6 @@ def time_cut_section(meta: dict[str, Any], run: dict[str, Any] | None, data: str
                   "before the cut are not recommended; k = 10.", ""]
             L += quality_rows(report, None, precision=True)
             L += [""]
-        else:
-            L += ["No result: the section did not finish (see its log in `bench/results/`).", ""]
     else:
         L += ["No MovieLens folder was given to this run (the hand-measured ML-1M runs are in `docs/movielens.md`). "
               f"With one, the run adds `{meta['commands']['quality_movielens_timecut_template']}`.", ""]
@@ -390,16 +402,12 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
         L += ["No result: the section did not finish (see its log in `bench/results/`).", ""]
     # --------------------------------------------------------------------------- quality (MovieLens)
     L += ["## Quality on MovieLens (stratified protocol)", ""]
-    run = runs.get("quality_movielens")
-    ml_path = RESULTS / "eval_movielens.json"
     if data:
-        L += [f"Command: `{(run or {}).get('command') or meta['commands'].get('quality_movielens')}` — "
-              f"{section_status(run)}.", ""]
-        if ml_path.exists() and (run is None or run["rc"] == 0):
-            report = json.loads(ml_path.read_text())
-            ds = report.get("dataset", {})
-            L += [f"Data `{data}`: {ds.get('users', '?'):,} members, {ds.get('items', '?'):,} titles, "
-                  f"{ds.get('events', '?'):,} ratings. One per-user random split (75% of each member's ratings "
+        lines, report = movielens_result(meta, runs.get("quality_movielens"), "quality_movielens",
+                                         RESULTS / "eval_movielens.json")
+        L += lines
+        if report is not None:
+            L += [f"{data_sentence(data, report)} One per-user random split (75% of each member's ratings "
                   "to train, 25% to test, seed 42); every held-out rating is relevant whatever its value; titles "
                   "seen in training are not recommended; k = 10.", ""]
             L += quality_rows(report, None, precision=True)
@@ -411,8 +419,6 @@ def render(meta: dict[str, Any], runs: dict[str, dict[str, Any]], data: str | No
                     L.append(f"| `{name}` | {r['rmse']:.4f} [{r['rmse_ci'][0]:.4f}, {r['rmse_ci'][1]:.4f}] | "
                              f"{r['mae']:.4f} | {r['ratings']:,} |")
             L += [""]
-        else:
-            L += ["No result: the section did not finish (see its log in `bench/results/`).", ""]
     else:
         L += ["No MovieLens folder was given to this run, so there are no measured MovieLens numbers here (the "
               "ML-1M runs measured by hand are in `docs/movielens.md`). To add them, point the run at an unpacked "

@@ -228,9 +228,10 @@ def train(
     if as_json:
         _emit_json(summary)
     else:
-        chosen = model.tuning_.get("ranker", {}).get("scores")
-        how = (f", chosen on validation over {', '.join(f'{r} {v:.4f}' for r, v in chosen.items())}"
-               if chosen else "")
+        from .tuning import ranker_choice_text
+
+        how = ranker_choice_text(model.tuning_.get("ranker", {}))
+        how = f", {how}" if how else ""
         typer.echo(f"trained on {dataset.name} in {summary['seconds']} s "
                    f"({summary['training_rows'] or 0:,} ranker rows, built {'on Spark' if window_tables else 'here'}; "
                    f"ranker {summary['ranker'] or 'none'}{how}); saved to {path}/")

@@ -233,11 +233,12 @@ def fit_generator(name: str, seed: int, params: dict[str, Any] | None, dataset: 
     """`make_generator(name, seed, params).fit(dataset)`, or the same fit made earlier in a `shared_fits()` scope."""
     from .fit_cache import active_cache
 
-    cache = active_cache()
-    if cache is None:
+    def fit():
         return make_generator(name, seed, params).fit(dataset)
-    return cache.get_or_compute(cache.key("generator", dataset, name, seed, params or {}),
-                                lambda: make_generator(name, seed, params).fit(dataset))
+
+    cache = active_cache()
+    return fit() if cache is None else cache.get_or_compute(cache.key("generator", dataset, name, seed, params or {}),
+                                                            fit)
 
 
 def tuned_source_params(config: RecommenderConfig, dataset: Dataset, progress: Callable[[str], None] | None = None

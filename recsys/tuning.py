@@ -33,7 +33,7 @@ import pandas as pd
 from .data.dataset import Dataset
 
 __all__ = ["TUNING_GRIDS", "QUOTA_SHARES", "QUOTA_OBJECTIVES", "tune_sources", "tune_quotas", "tune_ranker",
-           "validation_split", "validation_now"]
+           "ranker_choice_text", "validation_split", "validation_now"]
 
 #: The grid per source (every other parameter keeps its default; the first point is the default, which wins ties).
 #: Popularity's decay suits a temporal split (what is watched now), plain counting a per-user random split
@@ -262,3 +262,12 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     return chosen, {"chosen": chosen, "split": split, "metric": f"ndcg@{k}", "scores": scores,
                     "seconds": seconds, "train_rows": len(train), "valid_rows": len(valid),
                     "valid_members": len(members)}
+
+
+def ranker_choice_text(log: dict[str, Any]) -> str | None:
+    """How `tune_ranker` chose, in words ("chosen by ndcg@10 on N held-out training rows (split): a 0.5, b 0.6"),
+    or None when it chose nothing (skipped)."""
+    if "scores" not in log:
+        return None
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in log["scores"].items())
+    return f"chosen by {log['metric']} on {log['valid_rows']:,} held-out training rows ({log['split']}): {scores}"

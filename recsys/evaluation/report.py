@@ -22,6 +22,7 @@ import pandas as pd
 from ..data.dataset import Dataset
 from ..fit_cache import shared_fits
 from ..labels import LabelConfig, label_events
+from ..tuning import ranker_choice_text
 from .metrics import (
     auc_by_user, catalogue_coverage, global_auc, intra_list_diversity_by_user, mean_ci, metric_at_k_curve,
     novelty_by_user, paired_bootstrap, ranking_metrics,
@@ -198,11 +199,9 @@ def ranker_choices(report: dict[str, Any]) -> list[str]:
     lines = []
     for name, entry in report["models"].items():
         for fold, choice in enumerate(entry.get("ranker", [])):
-            how = choice.get("chosen_by", {})
-            if "scores" in how:
-                scores = ", ".join(f"{r} {v:.4f}" for r, v in how["scores"].items())
-                lines.append(f"{name}, fold {fold + 1}: ranker {choice['ranker']}, chosen by {how['metric']} on "
-                             f"{how['valid_rows']:,} held-out training rows ({how['split']}): {scores}")
+            how = ranker_choice_text(choice.get("chosen_by", {}))
+            if how is not None:
+                lines.append(f"{name}, fold {fold + 1}: ranker {choice['ranker']}, {how}")
     return lines
 
 

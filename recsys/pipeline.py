@@ -377,10 +377,10 @@ class Recommender:
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            table = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from,
-                                        window_tables or build_training_table)
+            table, full_rows = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from,
+                                                   window_tables or build_training_table)
             self.training_table_ = table
-            self._fit_ranker(table, say, timings)
+            self._fit_ranker(table, say, timings, full_rows)
             self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
                                            "rows_from": rows_from})
         t = time.perf_counter()
@@ -407,12 +407,18 @@ class Recommender:
             blend.quotas = quotas
 
     def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
-                       timings: dict[str, float], rows_from: str, window_tables: WindowTables) -> TrainingTable:
-        """The ranker's training table (see `training_rows`), from generators fitted before each window."""
+                       timings: dict[str, float], rows_from: str, window_tables: WindowTables):
+        """The ranker's training table (see `training_rows`), from generators fitted before each window, and
+        where the ranker is chosen on held-out rows (`tune_ranker`) and they are candidate lists, a function
+        giving the full lists, every negative kept, of given (member, moment) queries; else None."""
         from .splits import stratified_split
 
         cfg = self.config
         tables: list[TrainingTable] = []
+        choosing = cfg.ranker == AUTO and getattr(self, "tunes_", False) and rows_from != "impressions"
+        every = replace(cfg.training, negatives_per_positive=None)
+        windows: list[tuple[np.datetime64, Any, int]] = []  # (window start, its generators, its seed)
+        full_rows = None
         timings["candidates_before_windows"] = 0.0
         timings["training_table"] = 0.0
         if rows_from == "holdout":
@@ -429,6 +435,10 @@ class Recommender:
             tables.append(holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates,
                                         cfg.training, cfg.seed))
             timings["training_table"] += time.perf_counter() - t
+            if choosing:
+                def full_rows(queries: pd.DataFrame) -> TrainingTable:
+                    return holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates, every,
+                                         cfg.seed, members=pd.unique(queries["user_id"]))
         for w in range(cfg.ranker_windows if rows_from != "holdout" else 0):
             cut = first_cut + span * w
             lo = 0.05 + 0.5 * w / cfg.ranker_windows
@@ -451,17 +461,29 @@ class Recommender:
                                       table.weight, table.balance, table.label_counts, table.window)
             if table is not None and len(table):
                 tables.append(table)
+            if choosing and rows_from == "candidates":
+                windows.append((np.datetime64(cut.to_datetime64(), "ns"), early, cfg.seed + w))
             timings["training_table"] += time.perf_counter() - t
+        if windows:
+            def full_rows(queries: pd.DataFrame) -> TrainingTable | None:
+                moments, members = queries["timestamp"].to_numpy(dtype="datetime64[ns]"), queries["user_id"].to_numpy()
+                parts = [candidate_table(dataset, early, self.builder_, history, start, pd.Timestamp(start) + span,
+                                         cfg.n_candidates, every, seed, members=pd.unique(members[moments == start]))
+                         for start, early, seed in windows if (moments == start).any()]
+                parts = [p for p in parts if p is not None and len(p)]
+                return stack_tables(parts) if parts else None
         if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
             raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")
         before = sum(tb.balance.get("negatives_before", 0) for tb in tables)
         after = sum(tb.balance.get("negatives_after", 0) for tb in tables)
         self.negative_keep_rate_ = after / before if before else 1.0
         self.training_summary_ = {"balance": [tb.balance for tb in tables]}
-        return stack_tables(tables)
+        return stack_tables(tables), full_rows
 
-    def _fit_ranker(self, table: TrainingTable, say: Progress, timings: dict[str, float]) -> None:
-        """Fit `config.ranker` on `table`; "auto" is first resolved (and `config` set to the chosen name)."""
+    def _fit_ranker(self, table: TrainingTable, say: Progress, timings: dict[str, float],
+                    full_rows: Callable[[pd.DataFrame], TrainingTable | None] | None = None) -> None:
+        """Fit `config.ranker` on `table`; "auto" is first resolved (and `config` set to the chosen name), on the
+        held-out members' full candidate lists where `full_rows` gives them."""
         from .tuning import tune_ranker
 
         if self.config.ranker == AUTO:
@@ -469,7 +491,7 @@ class Recommender:
             if getattr(self, "tunes_", False):
                 t = time.perf_counter()
                 name, log = tune_ranker(table, AUTO_RANKERS, lambda n: make_ranker(n, {}, self.config.seed),
-                                        seed=self.config.seed, progress=lambda m: say(m, 0.55))
+                                        seed=self.config.seed, progress=lambda m: say(m, 0.55), full_rows=full_rows)
                 self.tuning_ = dict(self.tuning_, ranker=log)
                 timings["ranker_choice"] = time.perf_counter() - t
             self.config = replace(self.config, ranker=name)

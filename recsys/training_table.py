@@ -167,8 +167,9 @@ def _feature_rows(user_ids, item_ids, when, device=None, with_device: bool = Fal
 
 
 def candidate_table(dataset: Dataset, blend, builder: FeatureBuilder, history: History, start, end,
-                    n_candidates: int, config: TrainingConfig, seed: int) -> TrainingTable | None:
-    """Rows (member, candidate) at `start` for members active in [start, end), labeled by what they did.
+                    n_candidates: int, config: TrainingConfig, seed: int, members=None) -> TrainingTable | None:
+    """Rows (member, candidate) at `start` for members active in [start, end) (those of `members` only, when
+    given), labeled by what they did.
 
     Per (member, title): finished at least once in the window -> 1; otherwise any middle-band
     play -> ignored; otherwise 0. Negatives are downsampled per member, positives weighted by
@@ -176,6 +177,8 @@ def candidate_table(dataset: Dataset, blend, builder: FeatureBuilder, history: H
     window, and every source's score from the candidate stage (`blend`, fitted before `start`).
     """
     window = dataset.between(start, end).events
+    if members is not None:
+        window = window[window["user_id"].isin(set(members))]
     if len(window) == 0:
         return None
     members = np.asarray(pd.unique(window["user_id"]), dtype=object)
@@ -216,10 +219,12 @@ def candidate_table(dataset: Dataset, blend, builder: FeatureBuilder, history: H
 
 
 def holdout_table(dataset: Dataset, visible: Dataset, hidden: Dataset, blend, builder: FeatureBuilder,
-                  n_candidates: int, config: TrainingConfig, seed: int) -> TrainingTable:
+                  n_candidates: int, config: TrainingConfig, seed: int, members=None) -> TrainingTable:
     """Candidates of `blend` (fitted on `visible`) labeled by whether they are among the `hidden`
-    interactions; features see only `visible`."""
+    interactions (of `members` only, when given); features see only `visible`."""
     truth = hidden.plays()[["user_id", "item_id"]].drop_duplicates().assign(label=1)
+    if members is not None:
+        truth = truth[truth["user_id"].isin(set(members))]
     members = np.asarray(pd.unique(truth["user_id"]), dtype=object)
     now = dataset.end + pd.Timedelta(seconds=1)
     cands, scores = _scored_candidates(blend, members, n_candidates, now, dataset.users)

@@ -218,28 +218,40 @@ def tune_quotas(blend, truth: pd.DataFrame, now, users: pd.DataFrame | None = No
 
 
 def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2, k: int = 10, seed: int = 0,
-                progress: Callable[[str], None] | None = None) -> tuple[str, dict[str, Any]]:
+                progress: Callable[[str], None] | None = None,
+                full_rows: Callable[[pd.DataFrame], Any] | None = None) -> tuple[str, dict[str, Any]]:
     """The ranker in `names` (`make(name)` builds one unfitted) that best orders the validation part of
     `table` (a TrainingTable), and a log of every ranker's score; the first name wins ties.
 
-    The validation part is the latest `fraction` of rows by time or more (a moment is never split: candidate rows
-    lose whole windows), or, when every row shares one moment (holdout rows), every row of a seeded random
-    `fraction` of the members. Each ranker is fitted on the rest and scored by the mean NDCG@k of each member's
-    rows there (the member's list), over the members with a positive row."""
+    The validation part is every row, at the table's latest moment, of a seeded random `fraction` of the members
+    with rows there (at least one member, and one left): for candidate rows the latest window's start, for
+    holdout rows the one moment they share. Each ranker is fitted on every other row (the earlier windows and the
+    other members' latest rows: no row later than a validation row) and scored by the mean NDCG@k of each held-out
+    member's rows (their list), over the members with a positive row. `full_rows`, given the validation part's
+    (user_id, timestamp) queries, returns their full candidate lists (every negative kept, where `table` keeps a
+    sample): the lists a served ranker orders, so those are scored instead."""
     from .evaluation.metrics import ndcg_by_user
-    from .ranking.base import member_holdout, time_holdout
 
     say = progress or (lambda message: None)
     names = list(names)
     rows = table.features.rows
-    try:
-        train, valid, split = *time_holdout(rows["timestamp"].to_numpy(), fraction), "latest rows"
-    except ValueError:
-        try:
-            train, valid, split = *member_holdout(rows["user_id"].to_numpy(), fraction, seed), "members"
-        except ValueError:
-            return names[0], {"chosen": names[0], "skipped": "too few rows or members to validate on"}
-    held = table.take(valid)
+    times = rows["timestamp"].to_numpy(dtype="datetime64[ns]")
+    latest = np.flatnonzero(times == times.max()) if len(times) else np.zeros(0, dtype=np.int64)
+    uniques, code = np.unique(rows["user_id"].to_numpy()[latest].astype(str), return_inverse=True)
+    if len(uniques) < 2:
+        return names[0], {"chosen": names[0], "skipped": "too few members at the latest moment to validate on"}
+    n_valid = min(len(uniques) - 1, max(1, int(round(len(uniques) * fraction))))
+    held_member = np.zeros(len(uniques), dtype=bool)
+    held_member[np.random.default_rng(seed).choice(len(uniques), size=n_valid, replace=False)] = True
+    valid = latest[held_member[code]]
+    train = np.setdiff1d(np.arange(len(times)), valid)
+    split = "members" if len(latest) == len(times) else "members at the latest moment"
+    held, lists = table.take(valid), "sampled rows"
+    if full_rows is not None:
+        say("full candidate lists of the held-out members")
+        full = full_rows(held.features.rows[["user_id", "timestamp"]].drop_duplicates().reset_index(drop=True))
+        if full is not None and (np.asarray(full.label) == 1).any():
+            held, lists = full, "full lists"
     query = pd.factorize(held.features.rows["user_id"].astype(str))[0]
     positive = np.asarray(held.label) == 1
     members = np.unique(query[positive])
@@ -250,7 +262,7 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     scores: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for name in names:
-        say(f"ranker {name} on {len(train):,} rows, validated on {len(valid):,}")
+        say(f"ranker {name} on {len(train):,} rows, validated on {len(held):,}")
         t = time.perf_counter()
         p = make(name).fit(fitted).predict_proba(held.features)
         order = np.lexsort((-p, query))  # by query, best first (stable: ties keep row order)
@@ -261,7 +273,7 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     chosen = max(names, key=lambda n: (scores[n], -names.index(n)))
     return chosen, {"chosen": chosen, "split": split, "metric": f"ndcg@{k}", "scores": scores,
                     "seconds": seconds, "train_rows": len(train), "valid_rows": len(valid),
-                    "valid_members": len(members)}
+                    "valid_members": len(members), "lists": lists, "scored_rows": len(held)}
 
 
 def ranker_choice_text(log: dict[str, Any]) -> str | None:
@@ -270,4 +282,8 @@ def ranker_choice_text(log: dict[str, Any]) -> str | None:
     if "scores" not in log:
         return None
     scores = ", ".join(f"{name} {value:.4f}" for name, value in log["scores"].items())
+    if log.get("lists") == "full lists":
+        n = log["valid_members"]
+        return (f"chosen by {log['metric']} on the full candidate lists of {n:,} held-out member{'s' * (n != 1)} "
+                f"({log['scored_rows']:,} rows; split by {log['split']}): {scores}")
     return f"chosen by {log['metric']} on {log['valid_rows']:,} held-out training rows ({log['split']}): {scores}"

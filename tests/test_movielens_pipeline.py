@@ -103,16 +103,22 @@ def test_on_ratings_the_default_serves_exactly_what_the_previous_default_served(
 
 @pytest.mark.parametrize("rows", ["candidates", "holdout"])
 def test_on_ratings_the_default_ranker_is_chosen_on_its_own_rows(ml, rows):
-    """"auto" fits logistic regression and LightGBM without the latest part of the training rows (the latest
-    window; or a random share of the members, when every row shares one moment), keeps the better NDCG@10 there,
-    and serves it fitted on every row, exactly as that ranker named."""
+    """"auto" fits logistic regression and LightGBM without the latest rows of a random share of the members (the
+    latest window's, or the one moment holdout rows share), keeps the better NDCG@10 of those members' full
+    candidate lists, and serves it fitted on every row, exactly as that ranker named."""
     model = Recommender(RecommenderConfig(sources=("popularity", "ease", "als"), n_candidates=80,
                                           training_rows=rows, ranker_window_days=14, ranker_windows=2)).fit(ml)
     log = model.tuning_["ranker"]
-    assert log["split"] == ("members" if rows == "holdout" else "latest rows")
+    assert log["split"] == ("members" if rows == "holdout" else "members at the latest moment")
     assert set(log["scores"]) == {"logistic", "boosting"} and all(0 < v <= 1 for v in log["scores"].values())
     assert model.config.ranker == log["chosen"] == max(log["scores"], key=log["scores"].get)
     assert log["train_rows"] + log["valid_rows"] == model.training_summary_["rows"]
+    # scored on the held-out members' full candidate lists: every negative the training rows' sample dropped
+    assert log["lists"] == "full lists" and log["scored_rows"] > log["valid_rows"]
+    if rows == "candidates":  # a share of the latest window's members held out: part of its rows, unsampled
+        latest = model.training_summary_["balance"][-1]
+        assert log["valid_rows"] < latest["positives"] + latest["negatives_after"]
+        assert log["scored_rows"] < latest["positives"] + latest["negatives_before"]
     named = model.with_ranker(log["chosen"])
     assert "ranker" not in named.tuning_ and named.config.ranker == log["chosen"]
     users = list(ml.users["user_id"].iloc[:30])

@@ -6,7 +6,7 @@ import pytest
 
 from recsys.data import Dataset
 from recsys.pipeline import RecommenderConfig, make_generator, tuned_source_params
-from recsys.tuning import TUNING_GRIDS, tune_sources, validation_split
+from recsys.tuning import TUNING_GRIDS, ranker_choice_text, tune_sources, validation_split
 
 
 def _explicit(n_users=60, n_items=40, seed=0) -> Dataset:
@@ -186,23 +186,64 @@ class _BySignal:
         return self.sign * features.frame["signal"].to_numpy()
 
 
-def test_tune_ranker_scores_the_latest_rows_by_ndcg_and_fits_without_them():
+def test_tune_ranker_holds_out_members_at_the_latest_moment_and_fits_on_every_other_row():
     from recsys.tuning import tune_ranker
 
     early, late = "2024-01-01", "2024-02-01"
-    # 20 rows before; 5 at the latest moment: member a (0.9, 0.5+, 0.1) and member b (0.2+, 0.8)
-    table = _scored_table(list(np.linspace(0, 1, 20)) + [0.9, 0.5, 0.1, 0.2, 0.8], [0, 1] * 10 + [0, 1, 0, 1, 0],
-                          [f"u{k % 4}" for k in range(20)] + ["a", "a", "a", "b", "b"], [early] * 20 + [late] * 5)
+    # 20 rows before; at the latest moment member a (0.9, 0.5+, 0.1, 0.05) and member b (0.2+, 0.8)
+    table = _scored_table(list(np.linspace(0, 1, 20)) + [0.9, 0.5, 0.1, 0.05, 0.2, 0.8],
+                          [0, 1] * 10 + [0, 1, 0, 0, 1, 0],
+                          [f"u{k % 4}" for k in range(20)] + ["a"] * 4 + ["b"] * 2, [early] * 20 + [late] * 6)
     fitted: list = []
-    chosen, log = tune_ranker(table, ["up", "down"], lambda name: _BySignal(1.0 if name == "up" else -1.0, fitted))
-    # by signal: each member's hit is second (1/log2 3 each); negated: a's second, b's first
-    assert log["scores"]["up"] == pytest.approx(1 / np.log2(3))
-    assert log["scores"]["down"] == pytest.approx((1 / np.log2(3) + 1) / 2)
-    assert chosen == "down" and log["chosen"] == "down" and log["split"] == "latest rows"
-    assert (log["train_rows"], log["valid_rows"], log["valid_members"]) == (20, 5, 2)
-    assert all(t.features.rows["timestamp"].max() < pd.Timestamp(late) for t in fitted) and len(fitted) == 2
+    chosen, log = tune_ranker(table, ["up", "down"], lambda name: _BySignal(1.0 if name == "up" else -1.0, fitted),
+                              fraction=0.5)
+    assert log["split"] == "members at the latest moment" and len(fitted) == 2
+    (kept,) = {frozenset(t.features.rows.loc[t.features.rows["timestamp"] == pd.Timestamp(late), "user_id"])
+               for t in fitted}
+    held = ({"a", "b"} - kept).pop()  # one of the two latest members is held out, the other is fitted on
+    assert len(kept) == 1 and all(len(t) == 20 + (4 if held == "b" else 2) for t in fitted)
+    # by signal each member's hit is second (1/log2 3); negated, a's is third (1/2) and b's first (1)
+    expected = {"up": 1 / np.log2(3), "down": 0.5 if held == "a" else 1.0}
+    assert log["scores"] == pytest.approx(expected) and chosen == max(expected, key=expected.get) == log["chosen"]
+    assert (log["valid_rows"], log["valid_members"]) == ((4, 1) if held == "a" else (2, 1))
+    assert log["train_rows"] + log["valid_rows"] == len(table)
     # ties keep the first name
-    assert tune_ranker(table, ["up", "up too"], lambda name: _BySignal(1.0, []))[0] == "up"
+    assert tune_ranker(table, ["up", "up too"], lambda name: _BySignal(1.0, []), fraction=0.5)[0] == "up"
+
+
+def test_tune_ranker_scores_the_full_lists_of_the_held_out_queries_when_given():
+    """Sampled held-out rows can favour the wrong ranker: each latest member's sample keeps the hit (0.2) and one
+    negative (0.8), where the negated order wins; their full lists also have the three weak negatives the sample
+    dropped, which only the negated order ranks above the hit."""
+    from recsys.tuning import tune_ranker
+
+    early, late = "2024-01-01", "2024-02-01"
+    table = _scored_table(list(np.linspace(0, 1, 20)) + [0.2, 0.8, 0.2, 0.8], [0, 1] * 10 + [1, 0, 1, 0],
+                          [f"u{k % 4}" for k in range(20)] + ["a", "a", "b", "b"], [early] * 20 + [late] * 4)
+    asked: list = []
+
+    def full_rows(queries):
+        asked.append(queries)
+        (member,) = queries["user_id"]
+        return _scored_table([0.2, 0.8, 0.1, 0.05, 0.0], [1, 0, 0, 0, 0], [member] * 5, [late] * 5)
+
+    fitted: list = []
+    make = lambda name: _BySignal(1.0 if name == "up" else -1.0, fitted)  # noqa: E731
+    sampled, log = tune_ranker(table, ["up", "down"], make, fraction=0.5)
+    # on the sample: up puts the hit second (1/log2 3), down first (1)
+    assert sampled == "down" and log["scores"] == pytest.approx({"up": 1 / np.log2(3), "down": 1.0})
+    assert log["lists"] == "sampled rows"
+    fitted.clear()
+    chosen, log = tune_ranker(table, ["up", "down"], make, fraction=0.5, full_rows=full_rows)
+    (query,) = asked[0].to_dict("records")
+    held = query["user_id"]
+    assert query["timestamp"] == pd.Timestamp(late) and held in {"a", "b"}
+    assert all(held not in set(t.features.rows["user_id"]) for t in fitted) and len(fitted) == 2
+    # on the full list: up still puts the hit second, down fourth (1/log2 5)
+    assert chosen == "up" and log["scores"] == pytest.approx({"up": 1 / np.log2(3), "down": 1 / np.log2(5)})
+    assert log["lists"] == "full lists" and (log["valid_rows"], log["scored_rows"], log["valid_members"]) == (2, 5, 1)
+    assert "full candidate lists of 1 held-out member (5 rows; split by members at the latest moment)" in \
+        ranker_choice_text(log)
 
 
 def test_tune_ranker_holds_out_whole_members_when_rows_share_one_moment():
@@ -228,7 +269,7 @@ def test_tune_ranker_prefers_trees_where_the_signal_is_not_monotone():
     n = 3000
     signal = rng.normal(size=n)
     label = (np.abs(signal) < 0.6).astype(int) ^ (rng.random(n) < 0.05)
-    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 30, n)), unit="D")
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(10 * (np.arange(n) * 3 // n), unit="D")  # 3 windows
     table = _scored_table(signal, label, [f"u{k % 50}" for k in range(n)], times)
     chosen, log = tune_ranker(table, ["logistic", "boosting"],
                               lambda name: make_ranker(name, {"n_jobs": 1} if name == "boosting" else {}))

@@ -30,7 +30,8 @@ def _pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
 @pytest.fixture
 def seen(monkeypatch):
     """Records what tuning splits off (visible and hidden pairs) and every dataset a source is fitted on."""
-    record: dict[str, list] = {"visible": [], "hidden": [], "fitted": [], "latest": [], "ranker_rows": []}
+    record: dict[str, list] = {"visible": [], "hidden": [], "fitted": [], "latest": [], "ranker_rows": [],
+                               "full_rows": []}
     split, fit, choose = tuning.validation_split, CandidateGenerator.fit, tuning.tune_ranker
 
     def spy_split(dataset, *args, **kwargs):
@@ -44,9 +45,14 @@ def seen(monkeypatch):
         record["latest"].append(dataset.events["timestamp"].max())
         return fit(self, dataset, *args, **kwargs)
 
-    def spy_choose(table, *args, **kwargs):
+    def spy_choose(table, *args, full_rows=None, **kwargs):
         record["ranker_rows"].append(table.features.rows[table.label == 1])
-        return choose(table, *args, **kwargs)
+
+        def spy_full(queries):  # the held-out members' full candidate lists it is scored on
+            full = full_rows(queries)
+            record["full_rows"].append(full.features.rows[full.label == 1])
+            return full
+        return choose(table, *args, full_rows=spy_full if full_rows is not None else None, **kwargs)
 
     monkeypatch.setattr(tuning, "validation_split", spy_split)
     monkeypatch.setattr(tuning, "tune_ranker", spy_choose)
@@ -91,9 +97,10 @@ def test_tuning_and_quota_learning_see_only_the_training_part(seen, protocol):
         # the validation's hidden part is a part of the training data the tuned sources were not fitted on
         assert any(not (hidden & fitted) for hidden in seen["hidden"] for fitted in seen["fitted"]), name
         if name == "pipeline":  # the ranker's choice: its rows' hits are the training part's, before the cut
-            (positives,) = seen["ranker_rows"]
-            assert len(positives) and _pairs(positives) <= train and not _pairs(positives) & _pairs(fold.truth)
-            assert positives["timestamp"].max() <= fold.now
+            (positives,), (listed,) = seen["ranker_rows"], seen["full_rows"]
+            for hits in (positives, listed):
+                assert len(hits) and _pairs(hits) <= train and not _pairs(hits) & _pairs(fold.truth)
+                assert hits["timestamp"].max() <= fold.now
             assert policy.model_.config.ranker == policy.model_.tuning_["ranker"]["chosen"]
 
 

@@ -56,6 +56,22 @@ def _parquet_folder(spec: str) -> Path | None:
     return None
 
 
+def _engine_options(engine: str, spark_master: str | None, partitions: int | None) -> str:
+    """The Spark master to use, after refusing an unknown engine, fewer than one partition, and Spark options
+    given with --engine local (where they would be silently ignored)."""
+    if engine not in ("local", "spark"):
+        _fail(f"--engine must be local or spark, got {engine!r}")
+    if partitions is not None and partitions < 1:
+        _fail("--partitions must be at least 1")
+    given = [name for name, value in (("--spark-master", spark_master), ("--partitions", partitions))
+             if value is not None]
+    if engine == "local" and given:
+        both = len(given) > 1
+        _fail(f"{' and '.join(given)} {'apply' if both else 'applies'} to --engine spark only; add --engine spark, "
+              f"or leave {'them' if both else 'it'} out to run in this process")
+    return spark_master or "local[*]"
+
+
 def _spark_source(spark, spec: str, partitions: int | None):
     """The events of a `sample` or `parquet:` spec read by Spark's executors (`read_source`), with the load
     report said as progress; None for other specs (the driver loads those and hands them over)."""
@@ -176,8 +192,9 @@ def train(
     engine: str = typer.Option("local", "--engine", help="local (this process) or spark: where the ranker's "
                                                           "training rows are built; fitting stays here. The same "
                                                           "model either way."),
-    spark_master: str = typer.Option("local[*]", "--spark-master",
-                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="With --engine spark: local[N] or any cluster URL (spark://, "
+                                                    "yarn, k8s://); default local[*]."),
     partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: partitions of members "
                                                                          "and of titles (default: the parallelism)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -187,10 +204,7 @@ def train(
     from .pipeline import PREVIOUS_DEFAULT, Recommender, RecommenderConfig
     from .spark import SparkUnavailable
 
-    if engine not in ("local", "spark"):
-        _fail(f"--engine must be local or spark, got {engine!r}")
-    if partitions is not None and partitions < 1:
-        _fail("--partitions must be at least 1")
+    spark_master = _engine_options(engine, spark_master, partitions)
     window_tables = None
     try:
         if preset not in ("default", "previous"):
@@ -302,8 +316,9 @@ def batch(
     k: int = typer.Option(10, "--k", help="Titles per member."),
     now: Optional[str] = typer.Option(None, help="Moment of the lists (default: just after the data ends)."),
     device: Optional[str] = typer.Option(None, help="tv | mobile | tablet | web"),
-    spark_master: str = typer.Option("local[*]", "--spark-master",
-                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="With --engine spark: local[N] or any cluster URL (spark://, "
+                                                    "yarn, k8s://); default local[*]."),
     partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: member partitions "
                                                                          "(default: the cluster's parallelism)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -311,12 +326,9 @@ def batch(
     """Every member's top-k list from a trained model, written as Parquet, in this process or on Spark."""
     from .spark import SparkUnavailable, batch_local, batch_spark, spark_session
 
-    if engine not in ("local", "spark"):
-        _fail(f"--engine must be local or spark, got {engine!r}")
+    spark_master = _engine_options(engine, spark_master, partitions)
     if k < 1:
         _fail("--k must be at least 1")
-    if partitions is not None and partitions < 1:
-        _fail("--partitions must be at least 1")
     if now is not None:
         import pandas as pd
 
@@ -356,8 +368,9 @@ def training_table(
     slot_features: bool = typer.Option(True, "--slot-features/--no-slot-features",
                                        help="Add each impression's slot and the plays above it, where the data logs "
                                             "sessions and positions."),
-    spark_master: str = typer.Option("local[*]", "--spark-master",
-                                     help="With --engine spark: local[N] or any cluster URL (spark://, yarn, k8s://)."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master",
+                                               help="With --engine spark: local[N] or any cluster URL (spark://, "
+                                                    "yarn, k8s://); default local[*]."),
     partitions: Optional[int] = typer.Option(None, "--partitions", help="With --engine spark: partitions of members "
                                                                          "and of titles (default: the parallelism)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -370,10 +383,7 @@ def training_table(
     from .spark.training import write_training_table
     from .training_table import TrainingConfig
 
-    if engine not in ("local", "spark"):
-        _fail(f"--engine must be local or spark, got {engine!r}")
-    if partitions is not None and partitions < 1:
-        _fail("--partitions must be at least 1")
+    spark_master = _engine_options(engine, spark_master, partitions)
     if not negatives > 0:
         _fail("--negatives must be > 0")
     if not days > 0:

@@ -97,8 +97,9 @@ def test_recsys_batch_command_both_engines(spark, world_model, tmp_path):
     members = Recommender.load(world_model).history_.users["user_id"].nunique()
     rows = len(_expected(world_model, Recommender.load(world_model).history_.users["user_id"].astype(str).tolist(), 5))
     for engine in ("local", "spark"):
+        spark_options = ["--spark-master", "local[2]"] if engine == "spark" else []
         result = runner.invoke(app, ["batch", "--artifacts", str(world_model), "--out", str(tmp_path / engine),
-                                     "--engine", engine, "--k", "5", "--spark-master", "local[2]", "--json"])
+                                     "--engine", engine, "--k", "5", *spark_options, "--json"])
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
         assert (summary["members"], summary["rows"], summary["engine"]) == (members, rows, engine)
@@ -106,6 +107,10 @@ def test_recsys_batch_command_both_engines(spark, world_model, tmp_path):
                                   check_exact=False, rtol=0, atol=1e-9)
     bad = runner.invoke(app, ["batch", "--artifacts", str(world_model), "--out", str(tmp_path / "x"), "--engine", "gpu"])
     assert bad.exit_code == 2 and "--engine must be local or spark" in bad.output
+    ignored = runner.invoke(app, ["batch", "--artifacts", str(world_model), "--out", str(tmp_path / "z"),
+                                  "--spark-master", "local[2]"])  # --engine local by default
+    assert ignored.exit_code == 2 and "--spark-master apply to --engine spark only" not in ignored.output
+    assert "--spark-master applies to --engine spark only" in ignored.output and not (tmp_path / "z").exists()
     missing = runner.invoke(app, ["batch", "--artifacts", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")])
     assert missing.exit_code == 2 and "Traceback" not in missing.output and "nothing" in missing.output
 

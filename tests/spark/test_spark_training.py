@@ -122,15 +122,19 @@ def test_training_table_command_both_engines(spark, tmp_path):
     tables = {}
     for engine in ("local", "spark"):
         out = tmp_path / f"table-{engine}"
+        spark_options = ["--spark-master", "local[2]", "--partitions", "3"] if engine == "spark" else []
         result = CliRunner().invoke(app, ["training-table", "--data", f"parquet:{folder}", "--out", str(out),
-                                          "--engine", engine, "--spark-master", "local[2]", "--partitions", "3",
-                                          "--json"])
+                                          "--engine", engine, *spark_options, "--json"])
         assert result.exit_code == 0, result.output
         summary = json.loads(result.output[result.output.index("{"):])
         tables[engine] = read_training_table(out)
         assert summary["rows"] == len(tables[engine]) and summary["engine"] == engine
         assert summary["positives"] == int((tables[engine]["label"] == 1).sum()) > 0
     assert_same_table(tables["local"], tables["spark"])
+    ignored = CliRunner().invoke(app, ["training-table", "--data", f"parquet:{folder}", "--out", str(tmp_path / "z"),
+                                       "--engine", "local", "--spark-master", "local[2]", "--partitions", "3"])
+    assert ignored.exit_code == 2 and not (tmp_path / "z").exists()
+    assert "--spark-master and --partitions apply to --engine spark only; add --engine spark" in ignored.output
     bad = CliRunner().invoke(app, ["training-table", "--data", f"parquet:{folder}", "--out", str(tmp_path / "x"),
                                    "--start", "someday"])
     assert bad.exit_code == 2 and "--start 'someday' is not a time" in bad.output

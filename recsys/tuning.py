@@ -224,26 +224,24 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     `table` (a TrainingTable), and a log of every ranker's score; the first name wins ties.
 
     The validation part is every row, at the table's latest moment, of a seeded random `fraction` of the members
-    with rows there (at least one member, and one left): for candidate rows the latest window's start, for
+    with rows there (`member_holdout`; at least one held out and one left): for candidate rows the latest window's start, for
     holdout rows the one moment they share. Each ranker is fitted on every other row (the earlier windows and the
     other members' latest rows: no row later than a validation row) and scored by the mean NDCG@k of each held-out
     member's rows (their list), over the members with a positive row. `full_rows`, given the validation part's
     (user_id, timestamp) queries, returns their full candidate lists (every negative kept, where `table` keeps a
     sample): the lists a served ranker orders, so those are scored instead."""
     from .evaluation.metrics import ndcg_by_user
+    from .ranking.base import member_holdout
 
     say = progress or (lambda message: None)
     names = list(names)
     rows = table.features.rows
     times = rows["timestamp"].to_numpy(dtype="datetime64[ns]")
     latest = np.flatnonzero(times == times.max()) if len(times) else np.zeros(0, dtype=np.int64)
-    uniques, code = np.unique(rows["user_id"].to_numpy()[latest].astype(str), return_inverse=True)
-    if len(uniques) < 2:
+    try:
+        valid = latest[member_holdout(rows["user_id"].to_numpy()[latest], fraction, seed)[1]]
+    except ValueError:
         return names[0], {"chosen": names[0], "skipped": "too few members at the latest moment to validate on"}
-    n_valid = min(len(uniques) - 1, max(1, int(round(len(uniques) * fraction))))
-    held_member = np.zeros(len(uniques), dtype=bool)
-    held_member[np.random.default_rng(seed).choice(len(uniques), size=n_valid, replace=False)] = True
-    valid = latest[held_member[code]]
     train = np.setdiff1d(np.arange(len(times)), valid)
     split = "members" if len(latest) == len(times) else "members at the latest moment"
     held, lists = table.take(valid), "sampled rows"

@@ -377,10 +377,10 @@ class Recommender:
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            table, full_rows = self._training_rows(dataset, history, first_cut, span, say, timings, rows_from,
-                                                   window_tables or build_training_table)
+            table, self._full_lists = self._training_rows(dataset, history, first_cut, span, say, timings,
+                                                          rows_from, window_tables or build_training_table)
             self.training_table_ = table
-            self._fit_ranker(table, say, timings, full_rows)
+            self._fit_ranker(table, say, timings, self._full_lists)
             self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
                                            "rows_from": rows_from})
         t = time.perf_counter()
@@ -409,13 +409,13 @@ class Recommender:
     def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
                        timings: dict[str, float], rows_from: str, window_tables: WindowTables):
         """The ranker's training table (see `training_rows`), from generators fitted before each window, and
-        where the ranker is chosen on held-out rows (`tune_ranker`) and they are candidate lists, a function
+        where "auto" can choose the ranker (tuned data: here or in `with_ranker`) on candidate lists, a function
         giving the full lists, every negative kept, of given (member, moment) queries; else None."""
         from .splits import stratified_split
 
         cfg = self.config
         tables: list[TrainingTable] = []
-        choosing = cfg.ranker == AUTO and getattr(self, "tunes_", False) and rows_from != "impressions"
+        choosing = getattr(self, "tunes_", False) and rows_from != "impressions"
         every = replace(cfg.training, negatives_per_positive=None)
         windows: list[tuple[np.datetime64, Any, int]] = []  # (window start, its generators, its seed)
         full_rows = None
@@ -518,8 +518,8 @@ class Recommender:
         other.ranker_ = None
         other.training_summary_ = dict(self.training_summary_)
         timings: dict[str, float] = {}
-        if ranker is not None:
-            other._fit_ranker(self.training_table_, say, timings)
+        if ranker is not None:  # "auto" chooses on the same full lists as a fit of its own
+            other._fit_ranker(self.training_table_, say, timings, getattr(self, "_full_lists", None))
         other.fit_timings_ = timings
         say("done", 1.0)
         return other

@@ -106,8 +106,9 @@ def test_on_ratings_the_default_ranker_is_chosen_on_its_own_rows(ml, rows):
     """"auto" fits logistic regression and LightGBM without the latest rows of a random share of the members (the
     latest window's, or the one moment holdout rows share), keeps the better NDCG@10 of those members' full
     candidate lists, and serves it fitted on every row, exactly as that ranker named."""
-    model = Recommender(RecommenderConfig(sources=("popularity", "ease", "als"), n_candidates=80,
-                                          training_rows=rows, ranker_window_days=14, ranker_windows=2)).fit(ml)
+    small = {"sources": ("popularity", "ease", "als"), "n_candidates": 80, "training_rows": rows,
+             "ranker_window_days": 14, "ranker_windows": 2}
+    model = Recommender(RecommenderConfig(**small)).fit(ml)
     log = model.tuning_["ranker"]
     assert log["split"] == ("members" if rows == "holdout" else "members at the latest moment")
     assert set(log["scores"]) == {"logistic", "boosting"} and all(0 < v <= 1 for v in log["scores"].values())
@@ -119,6 +120,10 @@ def test_on_ratings_the_default_ranker_is_chosen_on_its_own_rows(ml, rows):
         latest = model.training_summary_["balance"][-1]
         assert log["valid_rows"] < latest["positives"] + latest["negatives_after"]
         assert log["scored_rows"] < latest["positives"] + latest["negatives_before"]
+    # chosen alike when "auto" is asked of a model fitted with a named ranker (how an evaluation shares stages)
+    later = Recommender(RecommenderConfig(**small, ranker="logistic")).fit(ml).with_ranker("auto")
+    without_times = lambda entry: {k: v for k, v in entry.items() if k != "seconds"}  # noqa: E731
+    assert without_times(later.tuning_["ranker"]) == without_times(log) and later.config.ranker == log["chosen"]
     named = model.with_ranker(log["chosen"])
     assert "ranker" not in named.tuning_ and named.config.ranker == log["chosen"]
     users = list(ml.users["user_id"].iloc[:30])

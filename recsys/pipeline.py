@@ -417,7 +417,7 @@ class Recommender:
         tables: list[TrainingTable] = []
         choosing = getattr(self, "tunes_", False) and rows_from != "impressions"
         every = replace(cfg.training, negatives_per_positive=None)
-        windows: list[tuple[np.datetime64, Any, int]] = []  # (window start, its generators, its seed)
+        latest = None  # (start, generators, seed) of the latest window with rows: where tune_ranker holds out
         full_rows = None
         timings["candidates_before_windows"] = 0.0
         timings["training_table"] = 0.0
@@ -461,17 +461,17 @@ class Recommender:
                                       table.weight, table.balance, table.label_counts, table.window)
             if table is not None and len(table):
                 tables.append(table)
-            if choosing and rows_from == "candidates":
-                windows.append((np.datetime64(cut.to_datetime64(), "ns"), early, cfg.seed + w))
+                if choosing and rows_from == "candidates":
+                    latest = (cut, early, cfg.seed + w)
             timings["training_table"] += time.perf_counter() - t
-        if windows:
+        if latest is not None:
+            start, before_start, seed = latest
+
             def full_rows(queries: pd.DataFrame) -> TrainingTable | None:
-                moments, members = queries["timestamp"].to_numpy(dtype="datetime64[ns]"), queries["user_id"].to_numpy()
-                parts = [candidate_table(dataset, early, self.builder_, history, start, pd.Timestamp(start) + span,
-                                         cfg.n_candidates, every, seed, members=pd.unique(members[moments == start]))
-                         for start, early, seed in windows if (moments == start).any()]
-                parts = [p for p in parts if p is not None and len(p)]
-                return stack_tables(parts) if parts else None
+                wanted = queries["timestamp"].to_numpy(dtype="datetime64[ns]") == start.to_datetime64()
+                members = pd.unique(queries["user_id"].to_numpy()[wanted])
+                return candidate_table(dataset, before_start, self.builder_, history, start, start + span,
+                                       cfg.n_candidates, every, seed, members=members) if len(members) else None
         if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
             raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")
         before = sum(tb.balance.get("negatives_before", 0) for tb in tables)

@@ -15,8 +15,8 @@ or NDCG@k (the blend serving alone), started from the best of the default quotas
 alone, so on validation the blend is never below its best member.
 
 `tune_ranker` chooses the ranker (`ranker="auto"`) on the ranker's own training rows: each is fitted
-without their latest part (or without a random share of the members when every row shares one moment)
-and scored by NDCG@k of each member's rows in that part, ordered.
+without the latest rows of a random share of the members, and scored by NDCG@k of those members' full
+candidate lists, ordered.
 
 Nothing outside the training data is seen, so tuning inside each evaluation fold keeps the
 evaluation honest.
@@ -224,8 +224,8 @@ def tune_ranker(table, names, make: Callable[[str], Any], fraction: float = 0.2,
     `table` (a TrainingTable), and a log of every ranker's score; the first name wins ties.
 
     The validation part is every row, at the table's latest moment, of a seeded random `fraction` of the members
-    with rows there (`member_holdout`; at least one held out and one left): for candidate rows the latest window's start, for
-    holdout rows the one moment they share. Each ranker is fitted on every other row (the earlier windows and the
+    with rows there (`member_holdout`): for candidate rows the latest window's start, for holdout rows the one
+    moment they share. Each ranker is fitted on every other row (the earlier windows and the
     other members' latest rows: no row later than a validation row) and scored by the mean NDCG@k of each held-out
     member's rows (their list), over the members with a positive row. `full_rows`, given the validation part's
     (user_id, timestamp) queries, returns their full candidate lists (every negative kept, where `table` keeps a

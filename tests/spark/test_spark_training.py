@@ -158,16 +158,11 @@ def folder(tmp_path_factory):
     return folder
 
 
-def test_executors_read_the_loaders_events_and_count_the_duplicates(spark, folder):
-    loaded = load_dataset(f"parquet:{folder}")
-    source = read_source(spark, folder, partitions=3)
-    assert source.report.dropped == loaded.report.dropped == {"exact duplicate rows in events.parquet": 2}
-    assert (source.start, source.end) == (loaded.start, loaded.end)
-    for column in ("device", "position", "session_id", "watch_fraction", "rating"):
-        assert source.has(column) == loaded.has("events", column), column
+def assert_loader_events(source, loaded) -> None:
+    """The events Spark's executors read equal the loader's, value for value (times to Spark's microseconds)."""
     remote = source.events.toPandas().sort_values(KEY, ignore_index=True)
     local = loaded.events.sort_values(KEY, ignore_index=True)
-    assert len(remote) == len(local) == len(pd.read_parquet(folder / "events.parquet")) - 2
+    assert len(remote) == len(local)
     for column in local.columns:
         x, y = local[column], remote[column]
         if column == "timestamp":
@@ -176,8 +171,123 @@ def test_executors_read_the_loaders_events_and_count_the_duplicates(spark, folde
             np.testing.assert_array_equal(y.to_numpy(float), x.to_numpy(float), err_msg=column)
         else:
             assert [_plain(v) for v in y.astype(object)] == [_plain(v) for v in x.astype(object)], column
+
+
+def test_executors_read_the_loaders_events_and_count_the_duplicates(spark, folder):
+    loaded = load_dataset(f"parquet:{folder}")
+    source = read_source(spark, folder, partitions=3)
+    assert source.report.dropped == loaded.report.dropped == {"exact duplicate rows in events.parquet": 2}
+    assert (source.start, source.end) == (loaded.start, loaded.end)
+    for column in ("device", "position", "session_id", "watch_fraction", "rating"):
+        assert source.has(column) == loaded.has("events", column), column
+    assert source.n_events == len(loaded.events) == len(pd.read_parquet(folder / "events.parquet")) - 2
+    assert_loader_events(source, loaded)
     assert set(source.shell.searches["query"]) == set(loaded.searches["query"])
     assert source.searches.count() == len(loaded.searches) == len(pd.read_parquet(folder / "searches.parquet"))
+
+
+def _copy_with(folder, out, events: pd.DataFrame, searches: pd.DataFrame | None = None):
+    out.mkdir()
+    for name in ("users", "items") + (() if searches is not None else ("searches",)):
+        (out / f"{name}.parquet").write_bytes((folder / f"{name}.parquet").read_bytes())
+    events.to_parquet(out / "events.parquet", index=False)
+    if searches is not None:
+        searches.to_parquet(out / "searches.parquet", index=False)
+    return out
+
+
+def _events(folder) -> pd.DataFrame:
+    """The folder's events as saved (positions whole numbers with gaps: a pandas round trip makes them floats)."""
+    return pd.read_parquet(folder / "events.parquet").astype({"position": "Int64"})
+
+
+def _odd_but_valid(folder):
+    """The folder's events and searches with values the loader changes or keeps as they are: ids to strip (a tab,
+    spaces, a non-breaking space), a blank and a padded session id, a missing minute count, a device with a
+    space, an event at its member's very signup (after its title's arrival), and a blank-padded search query."""
+    events = _events(folder)
+    users = pd.read_parquet(folder / "users.parquet").set_index("user_id")
+    events.loc[5, "user_id"] = f"  {events.at[5, 'user_id']}\t"
+    events.loc[6, "item_id"] = f"\u00a0{events.at[6, 'item_id']}"
+    events.loc[7, "session_id"] = ""
+    events.loc[8, "session_id"] = f" {events.at[8, 'session_id']} "
+    events.loc[9, "minutes_watched"] = np.nan
+    events.loc[10, "device"] = " tv"
+    added = pd.read_parquet(folder / "items.parquet").set_index("item_id")["added_at"]
+    signup = events["user_id"].map(users["signup_time"])
+    at = int(np.flatnonzero((signup >= events["item_id"].map(added)).to_numpy()[11:])[0]) + 11
+    events.loc[at, "timestamp"] = signup[at]
+    searches = pd.read_parquet(folder / "searches.parquet")
+    searches.loc[0, "query"] = f"  {searches.at[0, 'query']}  "
+    searches.loc[1, "user_id"] = f"{searches.at[1, 'user_id']} "
+    return events, searches
+
+
+@pytest.mark.parametrize("typed_by", ["spark", "pandas"])
+def test_values_the_loader_changes_read_as_the_loader_reads_them(spark, folder, tmp_path, typed_by):
+    """Spark's own checks hand every value the loader would change to the loader's rules; a file whose types Spark
+    does not type itself (positions written as floats) takes those rules for every row. Both read as loaded."""
+    events, searches = _odd_but_valid(folder)
+    if typed_by == "pandas":
+        events["position"] = events["position"].astype(float)
+    odd = _copy_with(folder, tmp_path / "odd", events, searches)
+    assert _typed_by_spark(spark, odd / "events.parquet") == (typed_by == "spark")
+    loaded = load_dataset(f"parquet:{odd}")
+    assert loaded.events["session_id"].isna().sum() == 1 and " tv" in set(loaded.events["device"])
+    source = read_source(spark, odd, partitions=3)
+    assert source.report.dropped == loaded.report.dropped
+    assert_loader_events(source, loaded)
+    remote = source.searches.toPandas().sort_values(["user_id", "timestamp", "query"], ignore_index=True)
+    local = loaded.searches.sort_values(["user_id", "timestamp", "query"], ignore_index=True)
+    assert remote["user_id"].tolist() == local["user_id"].tolist()
+    assert remote["query"].tolist() == local["query"].tolist()
+
+
+def _typed_by_spark(spark, file) -> bool:
+    """Whether Spark's own expressions type and check the file's rows (`source._in_spark`)."""
+    from recsys.data.schema import EVENTS
+    from recsys.data.validation import coerce_table
+    from recsys.spark.source import _in_spark, _nanosecond_columns, _read
+
+    raw = _read(spark, file)
+    like = coerce_table(pd.read_parquet(file).head(1000), EVENTS, str(file))
+    return _in_spark(raw, like, EVENTS, _nanosecond_columns(file)) is not None
+
+
+#: Past the first 1000 rows, which the driver coerces itself (to learn the columns' types) before Spark reads on.
+BAD_ROW = 2500
+
+
+def _nanosecond_before_signup(events, users):
+    events.loc[BAD_ROW, "timestamp"] = users.at[events.at[BAD_ROW, "user_id"], "signup_time"] - pd.Timedelta(1, "ns")
+
+
+@pytest.mark.parametrize("change, column, problem", [
+    (lambda e, u: e.__setitem__("user_id", e["user_id"].where(e.index != BAD_ROW, " \t ")), "user_id",
+     "1 required value(s) are missing"),
+    (_nanosecond_before_signup, "timestamp", "1 row(s) happen before the signup_time of their user_id"),
+    (lambda e, u: e.__setitem__("watch_fraction", e["watch_fraction"].where(e.index != BAD_ROW, 1.5)), "watch_fraction",
+     "1 value(s) outside the allowed range [0, 1]"),
+    (lambda e, u: e.__setitem__("position", e["position"].where(e.index != BAD_ROW, -1)), "position",
+     "1 value(s) outside the allowed range [0, inf]"),
+    (lambda e, u: e.__setitem__("minutes_watched", e["minutes_watched"].where(e.index != BAD_ROW, np.inf)),
+     "minutes_watched", "infinite values"),
+])
+def test_spark_checks_hand_a_bad_value_to_the_loaders_message(spark, folder, tmp_path, change, column, problem):
+    """A bad value the loader refuses is refused with the loader's message, named by file, column and row in the
+    file, though Spark's conditions (not the loader's rules) found it among the other rows."""
+    events = _events(folder)
+    change(events, pd.read_parquet(folder / "users.parquet").set_index("user_id"))
+    bad = _copy_with(folder, tmp_path / "bad", events)
+    assert _typed_by_spark(spark, bad / "events.parquet")
+    with pytest.raises(DataError) as loader:
+        load_dataset(f"parquet:{bad}")
+    with pytest.raises(DataError) as caught:
+        read_source(spark, bad, partitions=3)
+    err = caught.value
+    assert (err.file, err.column) == (str(bad / "events.parquet"), column) == (loader.value.file, loader.value.column)
+    assert err.problem.startswith(problem) and loader.value.problem.startswith(problem)
+    assert err.examples[0].startswith(f"row {BAD_ROW}: ")
 
 
 def test_the_table_from_the_executors_equals_the_single_process(spark, folder):

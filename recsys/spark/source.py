@@ -178,6 +178,8 @@ def _as_times(frame: pd.DataFrame, nanos: list[str]) -> pd.DataFrame:
     return frame
 
 
+#: The columns the Spark checks add to a file's own (a file holding one takes the pandas path).
+_INTERNAL = {"_u_key", "_u_since", "_i_key", "_i_since", "_suspect"}
 _VISIBLE = "[!-~]"  # printable ASCII other than the space: text that starts and ends with it needs no stripping
 _INTEGRAL = ("bigint", "int", "smallint", "tinyint")
 _FLOATING = ("double", "float")
@@ -195,7 +197,7 @@ def _in_spark(raw, like: pd.DataFrame, schema: TableSchema, nanos: list[str]):
 
     types = dict(raw.dtypes)
     columns = [c for c in raw.columns if c != _ROW]
-    if list(like.columns) != columns:
+    if list(like.columns) != columns or set(columns) & _INTERNAL:
         return None
     known = {c.name: c for c in schema.columns}
     exprs, suspect = [], []
@@ -215,8 +217,8 @@ def _in_spark(raw, like: pd.DataFrame, schema: TableSchema, nanos: list[str]):
             if kind != "string" or want != "string":
                 return None
             value = col
-            if spec.kind == "id":  # ids are stripped, blanks missing
-                suspect.append(col.isNotNull() & ~col.rlike(f"(?s)^{_VISIBLE}(.*{_VISIBLE})?$"))
+            if spec.kind == "id":  # ids are stripped, blanks missing (\z: $ also matches before a final line break)
+                suspect.append(col.isNotNull() & ~col.rlike(f"(?s)^{_VISIBLE}(.*{_VISIBLE})?\\z"))
             if spec.required:
                 suspect.append(col.isNull())
                 if spec.kind == "str":  # text of spaces alone is missing
@@ -320,7 +322,10 @@ def _checked(spark, file: Path, schema: TableSchema, check: Callable[[pd.DataFra
             yield out[columns + [c for c, _ in extra] + [_ERROR]]
 
     schema_text = _schema_of(like, extra=extra + [(_ERROR, "string")])
-    typed = _in_spark(raw, like, schema, nanos)
+    # the pandas rules give naive times, which Spark reads in the session's time zone: the expressions' UTC
+    # instants equal them only in a UTC session (as `spark_session` makes)
+    utc = spark.conf.get("spark.sql.session.timeZone") in ("UTC", "Etc/UTC", "GMT", "Z", "+00:00")
+    typed = _in_spark(raw, like, schema, nanos) if utc else None
     if typed is None:
         return raw.mapInPandas(run, schema_text), like
     exprs, suspect = typed

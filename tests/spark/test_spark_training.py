@@ -203,7 +203,8 @@ def _events(folder) -> pd.DataFrame:
 
 def _odd_but_valid(folder):
     """The folder's events and searches with values the loader changes or keeps as they are: ids to strip (a tab,
-    spaces, a non-breaking space), a blank and a padded session id, a missing minute count, a device with a
+    spaces, a non-breaking space, a final line break), a blank and a padded session id, a missing minute count, a
+    device with a
     space, an event at its member's very signup (after its title's arrival), and a blank-padded search query."""
     events = _events(folder)
     users = pd.read_parquet(folder / "users.parquet").set_index("user_id")
@@ -211,6 +212,7 @@ def _odd_but_valid(folder):
     events.loc[6, "item_id"] = f"\u00a0{events.at[6, 'item_id']}"
     events.loc[7, "session_id"] = ""
     events.loc[8, "session_id"] = f" {events.at[8, 'session_id']} "
+    events.loc[12, "session_id"] = f"{events.at[12, 'session_id']}\n"  # Java's $ matches before a final line break
     events.loc[9, "minutes_watched"] = np.nan
     events.loc[10, "device"] = " tv"
     added = pd.read_parquet(folder / "items.parquet").set_index("item_id")["added_at"]
@@ -272,6 +274,10 @@ def _nanosecond_before_signup(events, users):
      "1 value(s) outside the allowed range [0, inf]"),
     (lambda e, u: e.__setitem__("minutes_watched", e["minutes_watched"].where(e.index != BAD_ROW, np.inf)),
      "minutes_watched", "infinite values"),
+    (lambda e, u: e.__setitem__("user_id", e["user_id"].where(e.index != BAD_ROW, "nobody")), "user_id",
+     "1 row(s) point at 1 id(s) not in the users table"),
+    (lambda e, u: e.__setitem__("watch_fraction", e["watch_fraction"].where(e.index != BAD_ROW, np.nan)),
+     "watch_fraction", "1 event(s) have neither a watch fraction nor a rating"),
 ])
 def test_spark_checks_hand_a_bad_value_to_the_loaders_message(spark, folder, tmp_path, change, column, problem):
     """A bad value the loader refuses is refused with the loader's message, named by file, column and row in the
@@ -324,6 +330,34 @@ def test_a_table_on_other_partitions_than_the_read_equals_the_single_process(spa
                                   builder=builder, slot_features=True, partitions=5).toPandas()
     assert len(local) > 50
     assert_same_table(local, remote)
+
+
+def test_a_search_before_its_members_signup_is_refused_by_name(spark, folder, tmp_path):
+    searches = pd.read_parquet(folder / "searches.parquet")
+    users = pd.read_parquet(folder / "users.parquet").set_index("user_id")
+    last = len(searches) - 1  # past the driver's first rows when the file has more; Spark's conditions either way
+    searches.loc[last, "timestamp"] = users.at[searches.at[last, "user_id"], "signup_time"] - pd.Timedelta(1, "s")
+    bad = _copy_with(folder, tmp_path / "bad", _events(folder), searches)
+    with pytest.raises(DataError) as caught:
+        read_source(spark, bad, partitions=3)
+    err = caught.value
+    assert (err.file, err.column) == (str(bad / "searches.parquet"), "timestamp")
+    assert err.problem.startswith("1 row(s) happen before the signup_time of their user_id")
+    assert err.examples[0].startswith(f"row {last}: ")
+
+
+def test_a_session_in_another_time_zone_reads_the_loaders_times(spark, folder, tmp_path):
+    """Spark's expressions make UTC instants and the loader's rules naive times, which Spark reads in the
+    session's zone: outside UTC every row takes the loader's rules, and the times still equal the loader's."""
+    events, searches = _odd_but_valid(folder)
+    odd = _copy_with(folder, tmp_path / "odd", events, searches)
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        source = read_source(spark, odd, partitions=3)
+        assert_loader_events(source, load_dataset(f"parquet:{odd}"))
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
 
 
 def test_a_bad_row_is_named_with_its_file_column_and_row(spark, folder, tmp_path):

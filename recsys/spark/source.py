@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import reduce
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -178,8 +178,10 @@ def _as_times(frame: pd.DataFrame, nanos: list[str]) -> pd.DataFrame:
     return frame
 
 
+#: The look-ups of the Spark checks: (key, the table's "not before" column, prefix of the columns they add).
+_LOOKUPS = (("user_id", "signup_time", "_u"), ("item_id", "added_at", "_i"))
 #: The columns the Spark checks add to a file's own (a file holding one takes the pandas path).
-_INTERNAL = {"_u_key", "_u_since", "_i_key", "_i_since", "_suspect"}
+_INTERNAL = {f"{tag}_{part}" for _, _, tag in _LOOKUPS for part in ("key", "since")} | {"_suspect"}
 _VISIBLE = "[!-~]"  # printable ASCII other than the space: text that starts and ends with it needs no stripping
 _INTEGRAL = ("bigint", "int", "smallint", "tinyint")
 _FLOATING = ("double", "float")
@@ -260,8 +262,7 @@ def _spark_checks(spark, raw, table: str, users: pd.DataFrame, items: pd.DataFra
     from pyspark.sql import functions as F
 
     conditions = []
-    for frame, key, since, tag in ((users, "user_id", "signup_time", "_u"),
-                                   (items, "item_id", "added_at", "_i")):
+    for frame, (key, since, tag) in zip((users, items), _LOOKUPS):
         if frame is None:
             continue
         times = frame[since] if since in frame.columns else pd.Series(pd.NaT, index=frame.index, dtype="M8[ns]")
@@ -270,7 +271,7 @@ def _spark_checks(spark, raw, table: str, users: pd.DataFrame, items: pd.DataFra
         side = spark.createDataFrame(lookup, f"{tag}_key string, {tag}_since bigint")
         if len(frame) <= BROADCAST_ROWS:  # else a join by key, which Spark shuffles for
             side = F.broadcast(side)
-        raw = raw.join(side, raw["user_id" if frame is users else "item_id"] == side[f"{tag}_key"], "left")
+        raw = raw.join(side, raw[key] == side[f"{tag}_key"], "left")
         conditions.append(F.col(f"{tag}_key").isNull())
         conditions.append(F.col(f"{tag}_since").isNotNull() & (F.col("timestamp") < F.col(f"{tag}_since")))
     if table == "events":  # feedback present (read_source has made sure the file has a feedback column)
@@ -279,14 +280,14 @@ def _spark_checks(spark, raw, table: str, users: pd.DataFrame, items: pd.DataFra
     return raw, conditions
 
 
-def _checked(spark, file: Path, schema: TableSchema, check: Callable[[pd.DataFrame, str], None],
-             lookups: tuple[pd.DataFrame, pd.DataFrame | None], keep_rows: bool = False):
+def _checked(spark, file: Path, schema: TableSchema, users: pd.DataFrame, items: pd.DataFrame | None,
+             keep_rows: bool = False):
     """(checked Spark DataFrame, coerced first rows) of a Parquet table, lazily, with no shuffle. Where the file's
     types allow (`_in_spark`), Spark's own expressions type and check the rows, and only the suspect ones go
     through the loader's pandas rules; otherwise every Arrow batch does. A batch's first problem becomes one row
     whose `_error` holds the loader's DataError, rows numbered as in the file. `keep_rows` keeps each row's number
-    in the file (`_row`: two equal rows stay two). `lookups` (the members, and the titles or None) are what
-    Spark's conditions check references against (`check` is the loader's check against the same)."""
+    in the file (`_row`: two equal rows stay two). References are checked against `users` and `items` (None: the
+    table names no titles, as searches)."""
     from pyspark.sql import functions as F
 
     from .training import _plain, _schema_of
@@ -299,6 +300,7 @@ def _checked(spark, file: Path, schema: TableSchema, check: Callable[[pd.DataFra
         raise DataError(f"the {schema.name} table is empty (no rows)", file=str(file))
     like = coerce_table(head, schema, str(file))
     extra = [(_ROW, "bigint")] if keep_rows else []
+    check = _search_checks(users) if items is None else _event_checks(users, items)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in batches:  # the checks are row by row: each Arrow batch alone, streamed
@@ -329,13 +331,13 @@ def _checked(spark, file: Path, schema: TableSchema, check: Callable[[pd.DataFra
     if typed is None:
         return raw.mapInPandas(run, schema_text), like
     exprs, suspect = typed
-    joined, row_checks = _spark_checks(spark, raw, schema.name, *lookups)
+    joined, row_checks = _spark_checks(spark, raw, schema.name, users, items)
     flags = [F.coalesce(c, F.lit(False)) for c in suspect + row_checks]
     flagged = joined.withColumn("_suspect", reduce(operator.or_, flags))
     clean = flagged.filter(~F.col("_suspect")).select(
         *exprs, *[F.col(_ROW).cast("bigint") for _ in extra], F.lit(None).cast("string").alias(_ERROR))
-    odd = flagged.filter(F.col("_suspect")).select(*[F.col(f"`{c}`") for c in raw.columns]).mapInPandas(run, schema_text)
-    return clean.unionByName(odd), like
+    odd = flagged.filter(F.col("_suspect")).select(*[F.col(f"`{c}`") for c in raw.columns])
+    return clean.unionByName(odd.mapInPandas(run, schema_text)), like
 
 
 def _raise_first_problem(members) -> None:
@@ -407,11 +409,10 @@ def _read_folder(spark, folder: Path, files: dict[str, Path], name: str | None, 
                         file=str(files["events"]), column="watch_fraction")
     n_rows = _parquet_rows(files["events"])
     parts = partitions or default_partitions(spark, n_rows)
-    events, like = _checked(spark, files["events"], EVENTS, _event_checks(users, items), (users, items))
+    events, like = _checked(spark, files["events"], EVENTS, users, items)
     searches, first = None, None
     if files["searches"].is_file() and _parquet_rows(files["searches"]) > 0:  # an empty file: no searches, as loaded
-        searches, first = _checked(spark, files["searches"], SEARCHES, _search_checks(users), (users, None),
-                                   keep_rows=True)
+        searches, first = _checked(spark, files["searches"], SEARCHES, users, None, keep_rows=True)
     # one shuffle by member; exact duplicate events share their member, and a search keeps its row number (two
     # equal searches stay two, as loaded)
     members = member_records(spark, events, searches, users).repartition(parts, "user_id").dropDuplicates().cache()

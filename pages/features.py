@@ -46,7 +46,10 @@ left.plotly_chart(class_balance(balance), width="stretch")
 right.plotly_chart(weight_histogram(table.weight, table.label), width="stretch")
 st.caption(f"Negatives are downsampled (seeded) to about {b.get('ratio', 4):g} per positive, per member. "
            "Positives weigh more the longer they were watched: 80% of a two-hour film counts more than "
-           "80% of a 22-minute episode, because the goal is watch time.")
+           "80% of a 22-minute episode, because the goal is watch time. Where the log records the logging "
+           "policy's propensity, every impression also weighs the median propensity over its own (clipped to "
+           "1/20 to 20): a title the service rarely showed stands for the many like it that it never showed, "
+           "so the ranker does not learn the service's own picks as the member's taste.")
 
 st.subheader("Feature distributions")
 described = table.features.feature_set.describe()

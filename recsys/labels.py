@@ -1,10 +1,11 @@
-"""Training labels, negative downsampling and duration weights (docs/training-data.md).
+"""Training labels, negative downsampling, duration and propensity weights (docs/training-data.md).
 
 The design note turns implicit feedback into confident labels: a title watched past 80%
 is a positive, one abandoned before 10% (or shown and never played) is a negative, and the
 noisy middle band is ignored. Negatives vastly outnumber positives, so they are randomly
 downsampled; positives are weighted by minutes watched because the business metric is
-session watch time. Everything here is vectorised (no Python loops over rows).
+session watch time. Logged impressions are weighted by the inverse of the logging policy's propensity, so
+that the titles it rarely showed stand for the many like them it did not show. Everything here is vectorised (no Python loops over rows).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = [
     "correct_probability",
     "WeightConfig",
     "duration_weights",
+    "propensity_weights",
+    "propensity_reference",
 ]
 
 POSITIVE: int = 1
@@ -362,6 +365,11 @@ class WeightConfig:
     `reference_minutes=None` uses the median watched minutes of the weighted rows; pass a
     number to keep weights comparable across folds. Negatives (label 0) and ignored rows get
     `negative_weight`; rows whose watched minutes cannot be known get `missing_weight`.
+
+    Inverse-propensity weights (`propensity_weights`) multiply these for rows with a logged
+    propensity: reference / propensity, clipped to [1 / propensity_clip, propensity_clip];
+    `propensity_reference=None` uses the median propensity of the rows; `propensity_clip=None`
+    turns them off.
     """
 
     reference_minutes: float | None = None
@@ -370,6 +378,8 @@ class WeightConfig:
     max_weight: float = 5.0
     negative_weight: float = 1.0
     missing_weight: float = 1.0
+    propensity_clip: float | None = 20.0
+    propensity_reference: float | None = None
 
     def __post_init__(self) -> None:
         if self.reference_minutes is not None and not (math.isfinite(self.reference_minutes) and self.reference_minutes > 0):
@@ -380,6 +390,11 @@ class WeightConfig:
             raise ValueError(
                 f"WeightConfig needs 0 < min_weight <= max_weight < inf, got {self.min_weight!r}, {self.max_weight!r}"
             )
+        if self.propensity_clip is not None and not (math.isfinite(self.propensity_clip) and self.propensity_clip >= 1):
+            raise ValueError(f"WeightConfig.propensity_clip must be a number >= 1 or None, got {self.propensity_clip!r}")
+        if self.propensity_reference is not None and not (0 < self.propensity_reference <= 1):
+            raise ValueError("WeightConfig.propensity_reference must be in (0, 1] or None, got "
+                             f"{self.propensity_reference!r}")
         for name in ("negative_weight", "missing_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -462,4 +477,57 @@ def duration_weights(
         "capped": int((weighted & known & (raw > config.max_weight)).sum()),
         "floored": int((weighted & known & (raw < config.min_weight)).sum()),
     }
+    return out
+
+
+def _logged_propensity(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's logged propensity, NaN where none was logged (plays from search or autoplay, data without the
+    column); a logged value outside [0, 1] is refused, naming the rows (the loader refuses them in a file)."""
+    if "propensity" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    p = pd.to_numeric(frame["propensity"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isnan(p) & ~((p >= 0) & (p <= 1))
+    if bad.any():
+        rows = frame.index[bad][:5].tolist()
+        raise DataError(f"propensity must be in [0, 1]: {p[bad][:5].tolist()} at rows {rows}", column="propensity")
+    return p
+
+
+def propensity_reference(frame: pd.DataFrame) -> float | None:
+    """The median logged propensity of `frame`'s rows (what `propensity_weights` divides by when
+    `WeightConfig.propensity_reference` is None); None when no row has one."""
+    p = _logged_propensity(frame)
+    p = p[~np.isnan(p)]
+    return float(np.median(p)) if p.size and np.median(p) > 0 else None
+
+
+def propensity_weights(frame: pd.DataFrame, config: WeightConfig | None = None) -> pd.Series:
+    """Inverse-propensity weights: reference / propensity, clipped to [1 / clip, clip], for rows with a logged
+    propensity (the chance the logging policy gave the title its slot; 0 weighs the clip); 1 for the others and
+    when `config.propensity_clip` is None.
+
+    The logging policy shows what it already believes a member likes, so among logged impressions an unpopular
+    title is one it picked for a strong taste match: unweighted, a ranker learns that unpopularity itself
+    predicts a watch. Weighting each impression by 1 / propensity makes the rows stand for every title the
+    policy could have shown (docs/online-quality.md). The result's `.attrs` records `reference`, `weighted`
+    and `clipped` counts."""
+    frame = _require_frame(frame, "frame")
+    config = config or WeightConfig()
+    p = _logged_propensity(frame)
+    logged = ~np.isnan(p)
+    weights = np.ones(len(frame))
+    reference = config.propensity_reference
+    if config.propensity_clip is not None and logged.any():
+        if reference is None:
+            reference = propensity_reference(frame) or 1.0
+        with np.errstate(divide="ignore", over="ignore"):
+            raw = reference / p[logged]
+        clip = float(config.propensity_clip)
+        weights[logged] = np.clip(raw, 1.0 / clip, clip)
+        clipped = int(((raw > clip) | (raw < 1.0 / clip)).sum())
+    else:
+        clipped = 0
+    out = pd.Series(weights, index=frame.index, name="propensity_weight")
+    out.attrs = {"reference": None if reference is None else float(reference),
+                 "weighted": int(logged.sum()) if config.propensity_clip is not None else 0, "clipped": clipped}
     return out

@@ -33,7 +33,7 @@ from .features import FeatureBuilder, FeatureTable, Rows
 from .features.slot import SlotFeatures
 from .features.source_scores import SourceScores
 from .ids import IdIndex
-from .labels import correct_probability
+from .labels import WeightConfig, correct_probability
 from .reasons import Reasons
 from .rerank import ReRanker, RankedLists, RerankConfig
 from .threads import single_threaded
@@ -92,8 +92,9 @@ class RecommenderConfig:
         each window, the blend's candidates for every member active in it, labeled by what the member
         then did (finished > 80% positive; shown and ignored, abandoned or never played negative; the
         middle band ignored), which mixes what members like with what the logging policy showed them.
-        Either way negatives are downsampled, positives weighted by minutes watched, and the
-        generators that make the ranker's features see only data before the window.
+        Either way negatives are downsampled, positives weighted by minutes watched, impressions with a
+        logged propensity by its inverse (`labels.propensity_weights`), and the generators that make the
+        ranker's features see only data before the window.
         "holdout" mirrors the per-user random protocol of public benchmark tables instead: a random
         `holdout_ratio` of each member's interactions is hidden, generators and features see the
         rest, and candidates are labeled by whether they are among the hidden ones.
@@ -185,7 +186,7 @@ class RecommenderConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RecommenderConfig":
-        from .labels import LabelConfig, WeightConfig
+        from .labels import LabelConfig
 
         data = dict(data)
         # saved before these options existed: keep serving the way the model was trained to
@@ -194,7 +195,9 @@ class RecommenderConfig:
         training = dict(data.pop("training", {}) or {})
         training.setdefault("sampler", "random")  # the only sampler before "hash" became the default
         training["labels"] = LabelConfig(**training.get("labels", {}))
-        training["weights"] = WeightConfig(**training.get("weights", {}))
+        weights = dict(training.get("weights", {}) or {})
+        weights.setdefault("propensity_clip", None)  # no propensity weights before they became the default
+        training["weights"] = WeightConfig(**weights)
         rerank = dict(data.pop("rerank", {}) or {})
         if "steps" in rerank:
             rerank["steps"] = tuple(rerank["steps"])
@@ -204,10 +207,12 @@ class RecommenderConfig:
 
 #: The default before the online-quality work (docs/online-quality.md): the ranker trained on candidate rows,
 #: lists ordered by P(watch), without the features added since, negatives drawn by one seeded random draw (the
-#: sampler before hash sampling became the default). The A/B page can still run it against today's.
+#: sampler before hash sampling became the default) and no inverse-propensity weights. The A/B page can still run it
+#: against today's.
 PREVIOUS_DEFAULT = RecommenderConfig(ranker="logistic", training_rows="candidates", objective="watch",
                                      exclude_features=FEATURES_SINCE_PREVIOUS,
-                                     training=TrainingConfig(sampler="random"))
+                                     training=TrainingConfig(sampler="random",
+                                                             weights=WeightConfig(propensity_clip=None)))
 
 
 def logs_impressions(dataset: Dataset) -> bool:

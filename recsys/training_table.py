@@ -25,7 +25,7 @@ from .features import Block, FeatureBuilder, FeatureTable, History
 from .features.slot import SlotFeatures
 from .features.source_scores import SourceScores
 from .labels import (POSITIVE, DownsampleResult, LabelConfig, WeightConfig, downsample_negatives, duration_weights,
-                     label_counts, label_events)
+                     label_counts, label_events, propensity_weights)
 
 __all__ = ["TrainingConfig", "TrainingTable", "build_training_table", "candidate_table", "holdout_table",
            "with_candidate_negatives", "with_source_scores", "stack_tables", "window_balance"]
@@ -108,7 +108,8 @@ def build_training_table(
     it), so rows late in the window see the window's earlier events, as production would.
     `builder` defaults to a `FeatureBuilder` fitted on `dataset`; `history` to its index of `dataset`.
     `slot_features` adds each impression's slot and the plays above it (`features.slot`), from the
-    whole logged row (before negatives are downsampled).
+    whole logged row (before negatives are downsampled). Each row weighs its duration weight times its
+    inverse-propensity weight (`labels.propensity_weights`; 1 without a logged propensity).
     """
     config = config or TrainingConfig()
     if slot_features and not (dataset.has("events", "position") and dataset.has("events", "session_id")):
@@ -129,6 +130,7 @@ def build_training_table(
         kept = frame[frame["label"] >= 0]
     balance = window_balance(counts, int((kept["label"] == 0).sum()), config)
     weight = duration_weights(kept, dataset.items, config.weights).to_numpy(dtype=float)
+    weight = weight * propensity_weights(kept, config.weights).to_numpy(dtype=float)
     if "weight" in kept.columns:
         weight = weight * kept["weight"].to_numpy(dtype=float)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)

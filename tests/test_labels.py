@@ -1,4 +1,4 @@
-"""Labels, negative downsampling and duration weights: hand-computed cases and properties."""
+"""Labels, negative downsampling, duration and propensity weights: hand-computed cases and properties."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from recsys.labels import (
     duration_weights,
     label_counts,
     label_events,
+    propensity_weights,
 )
 
 
@@ -332,6 +333,44 @@ def test_weight_errors():
                 {"reference_minutes": -5}, {"negative_weight": -1}, {"max_weight": float("inf")}):
         with pytest.raises(ValueError):
             WeightConfig(**bad)
+
+
+def test_propensity_weights_by_hand():
+    # median of the logged 0.5, 0.1, 0.02, 0.001 is 0.06; search and autoplay rows log none
+    frame = pd.DataFrame({"propensity": [0.5, 0.1, np.nan, 0.02, 0.001], "label": [1, 0, 1, 0, 0]},
+                         index=list("abcde"))
+    w = propensity_weights(frame, WeightConfig(propensity_clip=20.0))
+    assert w.index.tolist() == list("abcde")
+    assert w.tolist() == pytest.approx([0.06 / 0.5, 0.06 / 0.1, 1.0, 0.06 / 0.02, 20.0])  # 60 clipped to 20
+    assert w.attrs == {"reference": pytest.approx(0.06), "weighted": 4, "clipped": 1}
+    fixed = propensity_weights(frame, WeightConfig(propensity_clip=2.0, propensity_reference=0.1))
+    assert fixed.tolist() == pytest.approx([0.5, 1.0, 1.0, 2.0, 2.0])
+    assert propensity_weights(frame, WeightConfig(propensity_clip=None)).tolist() == [1.0] * 5
+    assert propensity_weights(frame.drop(columns="propensity")).tolist() == [1.0] * 5
+    assert propensity_weights(pd.DataFrame({"propensity": [0.0, 0.2, 0.4]})).tolist() == pytest.approx([20.0, 1.0, 0.5])
+
+
+def test_propensity_weight_errors():
+    with pytest.raises(DataError, match=r"propensity must be in \[0, 1\]: \[1.5\] at rows \['b'\]"):
+        propensity_weights(pd.DataFrame({"propensity": [0.5, 1.5]}, index=["a", "b"]))
+    for bad in ({"propensity_clip": 0.5}, {"propensity_clip": float("inf")}, {"propensity_reference": 0},
+                {"propensity_reference": 1.5}):
+        with pytest.raises(ValueError):
+            WeightConfig(**bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=40),
+       st.floats(1.0, 100.0))
+def test_propensity_weights_stay_clipped_and_fall_with_the_propensity(props, clip):
+    frame = pd.DataFrame({"propensity": props})
+    w = propensity_weights(frame, WeightConfig(propensity_clip=clip)).to_numpy()
+    p = frame["propensity"].to_numpy()
+    logged = ~np.isnan(p)
+    assert (w[~logged] == 1.0).all()
+    assert ((w[logged] >= 1 / clip - 1e-12) & (w[logged] <= clip + 1e-12)).all()
+    order = np.argsort(p[logged], kind="stable")
+    assert (np.diff(w[logged][order]) <= 1e-12).all()  # a rarer impression never weighs less
 
 
 def _hash_sample(frame: pd.DataFrame, seed: int = 0) -> set[tuple]:

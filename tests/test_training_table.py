@@ -9,6 +9,7 @@ import pytest
 from recsys.data import DataError
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import FeatureBuilder
+from recsys.labels import WeightConfig
 from recsys.training_table import TrainingConfig, build_training_table
 
 WORLD = WorldConfig(seed=3, n_users=150, n_movies=120, n_shows=8, days=60)
@@ -42,6 +43,18 @@ def test_window_labels_balance_and_weights(data, builder):
     pos = table.label == 1
     kind = table.frame["kind"].to_numpy()
     assert np.median(table.weight[pos & (kind == "movie")]) > np.median(table.weight[pos & (kind == "episode")])
+    # every row also weighs median propensity / its propensity (clipped to [1/20, 20]); 1 where none is logged
+    logged = window.drop_duplicates(["user_id", "item_id", "timestamp"]).set_index(["user_id", "item_id", "timestamp"])
+    p = logged["propensity"].reindex(pd.MultiIndex.from_frame(rows[["user_id", "item_id", "timestamp"]])).to_numpy()
+    expected = np.where(np.isnan(p), 1.0, np.clip(np.nanmedian(p) / p, 1 / 20, 20))
+    np.testing.assert_allclose(table.weight[table.label == 0], expected[table.label == 0], rtol=1e-12)
+    assert (table.weight[table.label == 0] != 1.0).mean() > 0.9  # nearly every negative is a logged impression
+    assert np.isnan(p[pos]).any() and not np.isnan(p[pos]).all()  # plays from search and autoplay log none
+
+
+def test_propensity_weights_off_leaves_negatives_at_one(data, builder):
+    config = TrainingConfig(negatives_per_positive=3.0, seed=1, weights=WeightConfig(propensity_clip=None))
+    table = build_training_table(data, "2025-08-01", "2025-08-21", config, builder)
     assert (table.weight[table.label == 0] == 1.0).all()
 
 

@@ -1,5 +1,6 @@
 """The ranker's training table as one flat Parquet table: `build_training_table`'s rows (a window's logged
-impressions and plays, labeled, negatives downsampled, weighted by minutes watched, with point-in-time features),
+impressions and plays, labeled, negatives downsampled, weighted by minutes watched and inverse propensity, with point-in-time
+features),
 in one process or on Spark, row for row the same.
 
 Columns: user_id, item_id, timestamp (and device), label, weight, then every feature in the builder's order
@@ -12,7 +13,8 @@ On Spark, with the fitted `FeatureBuilder` shipped to the executors:
    window's rows labeled, negatives downsampled by hash (`sampler="hash"`: a row's fate depends on the row and
    the seed, never on the partition), slot features over the whole logged row, minutes watched, and the member
    groups' features (`FeatureGroup.reads == "member"`) from the members' past before the window's end;
-2. the duration weights' reference, the median minutes of the kept positives (Spark's exact percentile);
+2. the weights' references, the median minutes of the kept positives and the kept rows' median logged propensity
+   (Spark's exact percentile, one aggregation);
 3. the title groups and each row's weight on partitions of titles: the rows and every member's plays of those
    titles (one shuffle of the plays alone: the title groups read nothing else, and most of a log was shown and
    not played);
@@ -40,7 +42,8 @@ from ..features import FeatureBuilder, FeatureTable
 from ..features.history import LOG_COLUMNS
 from ..features.slot import SlotFeatures
 from ..features.table import KEY_COLUMNS
-from ..labels import ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, watched_minutes
+from ..labels import (ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, propensity_weights,
+                      watched_minutes)
 from ..training_table import TrainingConfig, build_training_table
 from .batch import _PART, _publish, write_spark_table
 from .source import KIND, USER_PREFIX, SparkSource, default_partitions, member_records
@@ -51,7 +54,7 @@ __all__ = ["TableSummary", "flat_table", "training_table_local", "training_table
 Progress = Callable[[str, float], None]
 #: What the member pass reads of the events: the row keys, what labels, weights and slot features read, and the
 #: History's columns (a log's other columns, such as the logging policy's, stay in Spark).
-ROW_INPUTS = tuple(dict.fromkeys(ROW_KEY_COLUMNS + LOG_COLUMNS + ("device", "weight")))
+ROW_INPUTS = tuple(dict.fromkeys(ROW_KEY_COLUMNS + LOG_COLUMNS + ("device", "weight", "propensity")))
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def _title_pass(builder: FeatureBuilder, shell: Dataset, weights, event_cols: li
                 names: list[str]):
     """Stage 4 on a partition of titles holding rows (`_kind` row) and every member's plays of those titles
     (`_kind` event): the title groups' features (they read no member record, so every member with a play is
-    indexed) and each row's duration weight (times its sampling weight `_w0`)."""
+    indexed) and each row's duration weight times its propensity weight (and its sampling weight `_w0`)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         frame = _concat(batches)
         if frame is None:
@@ -204,7 +207,8 @@ def _title_pass(builder: FeatureBuilder, shell: Dataset, weights, event_cols: li
         history = builder.index(shell._with(pd.DataFrame({"user_id": ids}), shell.items, events, shell.searches))
         table = builder.transform(rows[row_keys], history, reads="title")
         out = _feature_columns(table)
-        weight = duration_weights(rows, shell.items, weights).to_numpy(dtype=float) * rows["_w0"].to_numpy(dtype=float)
+        weight = duration_weights(rows, shell.items, weights).to_numpy(dtype=float) \
+            * propensity_weights(rows, weights).to_numpy(dtype=float) * rows["_w0"].to_numpy(dtype=float)
         out.insert(0, "weight", weight)
         out.insert(0, "_n", rows["_n"].to_numpy(dtype=np.int64))
         out.insert(0, "user_id", rows["user_id"].astype(str).to_numpy())
@@ -291,17 +295,27 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
         raise DataError("the window has no positive events to learn from", file=dataset.name, column="label")
 
     weights = config.weights
-    if weights.reference_minutes is None:
-        say("the duration weights' reference (median minutes of the kept positives)", 0.5)
-        pool = positives.filter(F.col("_watched").isNotNull() & ~F.isnan("_watched") & (F.col("_watched") > 0))
-        median = pool.agg(F.expr("percentile(_watched, 0.5)").alias("m")).collect()[0]["m"]
-        weights = replace(weights, reference_minutes=float(median) if median is not None else 1.0)
+    medians = {}
+    if weights.reference_minutes is None:  # the median minutes of the kept positives (`duration_weights`)
+        medians["minutes"] = F.percentile(F.when((F.col("label") == 1) & F.col("_watched").isNotNull()
+                                                 & ~F.isnan("_watched") & (F.col("_watched") > 0), F.col("_watched")),
+                                          F.lit(0.5))
+    if weights.propensity_clip is not None and weights.propensity_reference is None and "propensity" in like.columns:
+        medians["propensity"] = F.percentile(F.when(F.col("propensity").isNotNull() & ~F.isnan("propensity"),
+                                                    F.col("propensity")), F.lit(0.5))  # `propensity_reference`
+    if medians:
+        say("the weights' references (median minutes of the kept positives, median propensity)", 0.5)
+        got = kept.agg(*[m.alias(k) for k, m in medians.items()]).collect()[0]
+        if "minutes" in medians:
+            weights = replace(weights, reference_minutes=float(got["minutes"]) if got["minutes"] is not None else 1.0)
+        if "propensity" in medians and got["propensity"] is not None:
+            weights = replace(weights, propensity_reference=float(got["propensity"]) or 1.0)
 
     say("title features and weights on partitions of titles", 0.6)
     event_cols = [c for c in LOG_COLUMNS if c in like.columns]
     # the title groups read plays alone (`FeatureGroup.reads`): most of a log is what was shown and not played
     plays = _plays(events_sdf, dataset.feedback == "implicit").select(*event_cols).withColumn(KIND, F.lit("event"))
-    weighed = [c for c in ("minutes_watched", "watch_fraction") if c in like.columns]  # what duration_weights reads
+    weighed = [c for c in ("minutes_watched", "watch_fraction", "propensity") if c in like.columns]  # the weights read
     rows = kept.select(*row_keys, "_n", "label", "_w0", *weighed).withColumn(KIND, F.lit("row"))
     schema = ", ".join(["user_id string", "_n bigint", "weight double"]
                        + [f"`{n}` {_spark_type(kinds[n])}" for n in title_names])

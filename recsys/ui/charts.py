@@ -74,10 +74,11 @@ def feature_distribution(values: pd.Series, label: pd.Series, name: str, kind: s
 
 
 def weight_histogram(weight, label) -> go.Figure:
-    """Sample weights of positives (duration weights) and negatives."""
+    """Sample weights of positives (duration x inverse-propensity weights) and negatives (inverse propensity),
+    on a log axis: the propensity weights span a factor of 400."""
     frame = pd.DataFrame({"weight": weight, "label": pd.Series(label).map({1: "positive", 0: "negative"})})
-    fig = px.histogram(frame, x="weight", color="label", nbins=40, barmode="overlay", opacity=0.6,
-                       title="Sample weights (positives grow with minutes watched)")
+    fig = px.histogram(frame, x="weight", color="label", nbins=40, barmode="overlay", opacity=0.6, log_x=True,
+                       title="Sample weights (minutes watched x how rarely the title was shown)")
     fig.update_layout(margin=dict(t=40, b=10))
     return fig
 

@@ -24,6 +24,8 @@ lists with the code unchanged (scores by a median 1.7e-4; a floating package or 
 now pins the numerical stack; and the default's negatives
 became hash-sampled (`TrainingConfig.sampler`: the same rows in one process and on Spark) with its
 impression rows in one canonical order, which moved its lists (PREVIOUS_DEFAULT keeps the random draw).
+Regenerated when the default's impressions came to be weighted by the inverse of their logged propensity
+(`labels.propensity_weights`): all 500 lists moved; PREVIOUS_DEFAULT keeps them off and its file did not move.
 Usage: .venv/bin/python tests/golden/make_top10.py [--previous] [--out tests/golden/top10_sample.csv]
 """
 

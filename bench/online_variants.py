@@ -32,7 +32,9 @@ def main() -> None:
 
     from recsys.atomic import atomic_write_bytes
     from recsys.evaluation.off_policy import evaluate_off_policy
+    from recsys.labels import WeightConfig
     from recsys.pipeline import PREVIOUS_DEFAULT, Recommender, RecommenderConfig
+    from recsys.training_table import TrainingConfig
     from recsys.simulation import ExperimentConfig, paired_difference, run_paired
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,6 +60,8 @@ def main() -> None:
                 exclude_features=("user_genre_exposure", "user_genre_finish_rate"))),
             "no holiday-season features": fit("no holiday season", RecommenderConfig(
                 exclude_features=("days_to_title_holiday", "title_holiday_season"))),
+            "no propensity weights": fit("no propensity weights", RecommenderConfig(
+                training=TrainingConfig(weights=WeightConfig(propensity_clip=None)))),
             "previous default": fit("previous default", PREVIOUS_DEFAULT),
         }
         started = time.perf_counter()

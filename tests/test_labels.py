@@ -348,6 +348,9 @@ def test_propensity_weights_by_hand():
     assert propensity_weights(frame, WeightConfig(propensity_clip=None)).tolist() == [1.0] * 5
     assert propensity_weights(frame.drop(columns="propensity")).tolist() == [1.0] * 5
     assert propensity_weights(pd.DataFrame({"propensity": [0.0, 0.2, 0.4]})).tolist() == pytest.approx([20.0, 1.0, 0.5])
+    # a median of 0 (most propensities rounded to 0) falls back to a reference of 1
+    zeros = propensity_weights(pd.DataFrame({"propensity": [0.0, 0.0, 0.5]}))
+    assert zeros.tolist() == pytest.approx([20.0, 20.0, 2.0]) and zeros.attrs["reference"] == 1.0
 
 
 def test_propensity_weight_errors():

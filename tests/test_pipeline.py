@@ -13,7 +13,7 @@ import pytest
 from recsys.data import DataError
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import NotFittedError
-from recsys.pipeline import ArtifactError, Recommender, RecommenderConfig
+from recsys.pipeline import PREVIOUS_DEFAULT, ArtifactError, Recommender, RecommenderConfig
 
 WORLD = WorldConfig(seed=21, n_users=250, n_movies=150, n_shows=10, days=120)
 CONFIG = RecommenderConfig(sources=("popularity", "ease", "content"), ranker="logistic", n_candidates=60,
@@ -198,6 +198,15 @@ def test_a_configuration_saved_before_hash_sampling_keeps_its_random_draw():
     saved["training"].pop("sampler")
     assert RecommenderConfig.from_json(saved).training.sampler == "random"
     assert CONFIG.training.sampler == "hash" and RecommenderConfig.from_json(CONFIG.to_json()) == CONFIG
+
+
+def test_a_configuration_saved_before_propensity_weights_keeps_them_off():
+    saved = CONFIG.to_json()
+    saved["training"]["weights"].pop("propensity_clip")
+    assert RecommenderConfig.from_json(saved).training.weights.propensity_clip is None
+    assert CONFIG.training.weights.propensity_clip == 20.0
+    assert RecommenderConfig.from_json(CONFIG.to_json()) == CONFIG
+    assert PREVIOUS_DEFAULT.training.weights.propensity_clip is None  # the A/B page's old arm is the old arm
 
 
 def test_window_tables_are_refused_where_the_ranker_rows_are_not_impressions(data):

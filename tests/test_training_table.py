@@ -9,8 +9,9 @@ import pytest
 from recsys.data import DataError
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import FeatureBuilder
-from recsys.labels import WeightConfig
+from recsys.labels import WeightConfig, duration_weights
 from recsys.training_table import TrainingConfig, build_training_table
+from recsys.ui.charts import weight_histogram
 
 WORLD = WorldConfig(seed=3, n_users=150, n_movies=120, n_shows=8, days=60)
 
@@ -48,8 +49,19 @@ def test_window_labels_balance_and_weights(data, builder):
     p = logged["propensity"].reindex(pd.MultiIndex.from_frame(rows[["user_id", "item_id", "timestamp"]])).to_numpy()
     expected = np.where(np.isnan(p), 1.0, np.clip(np.nanmedian(p) / p, 1 / 20, 20))
     np.testing.assert_allclose(table.weight[table.label == 0], expected[table.label == 0], rtol=1e-12)
+    minutes = duration_weights(window.set_index(["user_id", "item_id", "timestamp"]).loc[
+        pd.MultiIndex.from_frame(rows[["user_id", "item_id", "timestamp"]])].reset_index().assign(label=table.label),
+        data.items).to_numpy()
+    np.testing.assert_allclose(table.weight[pos], (minutes * expected)[pos], rtol=1e-12)  # positives: both
     assert (table.weight[table.label == 0] != 1.0).mean() > 0.9  # nearly every negative is a logged impression
     assert np.isnan(p[pos]).any() and not np.isnan(p[pos]).all()  # plays from search and autoplay log none
+
+
+def test_weight_chart_bins_on_log10_and_counts_zero_weights():
+    fig = weight_histogram(np.array([0.05, 1.0, 20.0, 0.0]), np.array([0, 1, 0, 0]))
+    drawn = {trace.name: sorted(trace.x) for trace in fig.data}
+    assert drawn == {"negative": pytest.approx([np.log10(0.05), np.log10(20.0)]), "positive": [0.0]}
+    assert "1 rows weigh 0" in fig.layout.title.text
 
 
 def test_propensity_weights_off_leaves_negatives_at_one(data, builder):

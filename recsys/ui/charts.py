@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -75,10 +76,16 @@ def feature_distribution(values: pd.Series, label: pd.Series, name: str, kind: s
 
 def weight_histogram(weight, label) -> go.Figure:
     """Sample weights of positives (duration x inverse-propensity weights) and negatives (inverse propensity),
-    on a log axis: the propensity weights span a factor of 400."""
-    frame = pd.DataFrame({"weight": weight, "label": pd.Series(label).map({1: "positive", 0: "negative"})})
-    fig = px.histogram(frame, x="weight", color="label", nbins=40, barmode="overlay", opacity=0.6, log_x=True,
-                       title="Sample weights (minutes watched x how rarely the title was shown)")
+    binned on log10 of the weight: the propensity weights span a factor of 400 (plotly's log axis bins linearly
+    and loses the bins that start at 0). Rows weighing 0 cannot be drawn on that scale; the title counts them."""
+    weight = np.asarray(weight, dtype=float)
+    frame = pd.DataFrame({"weight": weight, "label": pd.Series(np.asarray(label)).map({1: "positive", 0: "negative"})})
+    zero = int((weight <= 0).sum())
+    frame = frame[weight > 0].assign(log10_weight=lambda f: np.log10(f["weight"]))
+    title = "Sample weights, log10 (minutes watched x how rarely the title was shown)"
+    fig = px.histogram(frame, x="log10_weight", color="label", nbins=40, barmode="overlay", opacity=0.6,
+                       title=title + (f"; {zero:,} rows weigh 0" if zero else ""),
+                       labels={"log10_weight": "log10(weight): 0 is 1, 1 is 10, -1 is 0.1"})
     fig.update_layout(margin=dict(t=40, b=10))
     return fig
 

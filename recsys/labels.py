@@ -4,8 +4,9 @@ The design note turns implicit feedback into confident labels: a title watched p
 is a positive, one abandoned before 10% (or shown and never played) is a negative, and the
 noisy middle band is ignored. Negatives vastly outnumber positives, so they are randomly
 downsampled; positives are weighted by minutes watched because the business metric is
-session watch time. Logged impressions are weighted by the inverse of the logging policy's propensity, so
-that the titles it rarely showed stand for the many like them it did not show. Everything here is vectorised (no Python loops over rows).
+session watch time. Logged impressions are weighted by the inverse of the logging policy's
+propensity, so that the titles it rarely showed stand for the many like them it did not show.
+Everything here is vectorised (no Python loops over rows).
 """
 
 from __future__ import annotations
@@ -390,8 +391,9 @@ class WeightConfig:
             raise ValueError(
                 f"WeightConfig needs 0 < min_weight <= max_weight < inf, got {self.min_weight!r}, {self.max_weight!r}"
             )
-        if self.propensity_clip is not None and not (math.isfinite(self.propensity_clip) and self.propensity_clip >= 1):
-            raise ValueError(f"WeightConfig.propensity_clip must be a number >= 1 or None, got {self.propensity_clip!r}")
+        clip = self.propensity_clip
+        if clip is not None and not (math.isfinite(clip) and clip >= 1):
+            raise ValueError(f"WeightConfig.propensity_clip must be a number >= 1 or None, got {clip!r}")
         if self.propensity_reference is not None and not (0 < self.propensity_reference <= 1):
             raise ValueError("WeightConfig.propensity_reference must be in (0, 1] or None, got "
                              f"{self.propensity_reference!r}")

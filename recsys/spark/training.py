@@ -1,7 +1,6 @@
 """The ranker's training table as one flat Parquet table: `build_training_table`'s rows (a window's logged
-impressions and plays, labeled, negatives downsampled, weighted by minutes watched and inverse propensity, with point-in-time
-features),
-in one process or on Spark, row for row the same.
+impressions and plays, labeled, negatives downsampled, weighted by minutes watched and inverse propensity, with
+point-in-time features), in one process or on Spark, row for row the same.
 
 Columns: user_id, item_id, timestamp (and device), label, weight, then every feature in the builder's order
 (dense as double, categorical as text, sparse lists as arrays of vocabulary ids), then the slot features. The

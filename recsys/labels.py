@@ -36,7 +36,6 @@ __all__ = [
     "WeightConfig",
     "duration_weights",
     "propensity_weights",
-    "propensity_reference",
 ]
 
 POSITIVE: int = 1
@@ -495,14 +494,6 @@ def _logged_propensity(frame: pd.DataFrame) -> np.ndarray:
     return p
 
 
-def propensity_reference(frame: pd.DataFrame) -> float | None:
-    """The median logged propensity of `frame`'s rows (what `propensity_weights` divides by when
-    `WeightConfig.propensity_reference` is None); None when no row has one."""
-    p = _logged_propensity(frame)
-    p = p[~np.isnan(p)]
-    return float(np.median(p)) if p.size and np.median(p) > 0 else None
-
-
 def propensity_weights(frame: pd.DataFrame, config: WeightConfig | None = None) -> pd.Series:
     """Inverse-propensity weights: reference / propensity, clipped to [1 / clip, clip], for rows with a logged
     propensity (the chance the logging policy gave the title its slot; 0 weighs the clip); 1 for the others and
@@ -520,8 +511,8 @@ def propensity_weights(frame: pd.DataFrame, config: WeightConfig | None = None) 
     weights = np.ones(len(frame))
     reference = config.propensity_reference
     if config.propensity_clip is not None and logged.any():
-        if reference is None:
-            reference = propensity_reference(frame) or 1.0
+        if reference is None:  # the median of the logged rows (1 where most logged 0)
+            reference = float(np.median(p[logged])) or 1.0
         with np.errstate(divide="ignore", over="ignore"):
             raw = reference / p[logged]
         clip = float(config.propensity_clip)

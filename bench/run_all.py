@@ -12,7 +12,8 @@ Sections, each a subprocess with a time budget, run one after the other on the s
   off_policy bench/off_policy.py: six policies' online value estimated from the logs against a
             simulated A/B test of the six, and how long the estimation takes (docs/off-policy.md);
   spark     bench/spark_training.py: the ranker's training table in one process against Spark
-            (local[2]) on worlds of 1x, 4x and 16x: rows/s per core and the driver's peak memory;
+            (local[2]) on worlds of 1x, 4x and 16x: rows/s per core and the driver's peak memory; the
+            default pipeline's three ranker windows at 16x (`--windows default`, one member pass on Spark);
             then bench/spark_batch.py: every member's lists from the scale section's models, one
             process against local[2]: members/s per core and the driver's peak memory;
   model     bench/scale_model.py: docs/scale.md from the scale and Spark results.
@@ -668,6 +669,9 @@ def main() -> None:
     spark_cmd = [py, "bench/spark_training.py", "--out", str(RESULTS / "spark_training.json"), "--worlds",
                  str(worlds), "--scales"]
     spark_cmd += ["0.1", "0.2"] if args.quick else ["1", "4", "16"]
+    windows_cmd = [py, "bench/spark_training.py", "--windows", "default", "--out",
+                   str(RESULTS / "spark_training_windows.json"), "--worlds", str(worlds), "--scales",
+                   "0.2" if args.quick else "16"]
     batch_cmd = [py, "bench/spark_batch.py", "--models", str(models)]
     off_cmd = [py, "bench/off_policy.py", "--out", str(RESULTS / "off_policy_sample.json")]
     if args.quick:
@@ -677,7 +681,8 @@ def main() -> None:
                         "quality_movielens_timecut": shown(ml_cut) if args.data else None,
                         "quality_movielens_timecut_template": shown(ml_cut),
                         "scale": shown(scale_cmd) + " --budget-s B", "model": shown(model_cmd),
-                        "off_policy": shown(off_cmd), "spark": shown(spark_cmd), "spark_batch": shown(batch_cmd)}
+                        "off_policy": shown(off_cmd), "spark": shown(spark_cmd), "spark_windows": shown(windows_cmd),
+                        "spark_batch": shown(batch_cmd)}
     runs: dict[str, dict[str, Any]] = {}
     reserve = 60.0  # rendering and the scale model
 
@@ -700,13 +705,16 @@ def main() -> None:
                 runs["off_policy"] = run_section("off_policy", off_cmd, min(left(), 0.2 * args.budget_s),
                                                  RESULTS / "logs" / "off_policy.log")
             if "scale" in sections:
-                budget = max(left() - (700.0 if "spark" in sections else 0.0), 60.0)  # the Spark runs follow
+                budget = max(left() - (1100.0 if "spark" in sections else 0.0), 60.0)  # the Spark runs follow
                 cmd = scale_cmd + ["--budget-s", f"{budget - 30:.0f}"]
                 runs["scale"] = run_section("scale", cmd, budget, RESULTS / "logs" / "scale.log")
             if "spark" in sections:
                 kept = any(models.glob("model_x*"))  # the scale section's fits, which the batch runs serve
-                runs["spark"] = run_section("spark", spark_cmd, max(min(left() - (250.0 if kept else 0.0), 900.0),
+                runs["spark"] = run_section("spark", spark_cmd, max(min(left() - (650.0 if kept else 400.0), 900.0),
                                                                     60.0), RESULTS / "logs" / "spark.log")
+                runs["spark_windows"] = run_section("spark_windows", windows_cmd,
+                                                    max(min(left() - (250.0 if kept else 0.0), 600.0), 60.0),
+                                                    RESULTS / "logs" / "spark_windows.log")
                 if kept:
                     runs["spark_batch"] = run_section("spark_batch", batch_cmd, max(min(left(), 600.0), 60.0),
                                                       RESULTS / "logs" / "spark_batch.log")

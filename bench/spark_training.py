@@ -1,5 +1,6 @@
 """Benchmark: the ranker's training table (the last 14 days) in one process against Spark (local[N]), on worlds
-of several sizes.
+of several sizes; with `--windows default`, the default pipeline's ranker windows instead (three of 14 days: what
+`recsys train` builds), which Spark builds in one pass and the single process one after the other.
 
 Each engine runs in its own subprocess, from the Parquet folder to the written table: the single process loads
 the dataset and builds the table; Spark reads the folder on its executors (`recsys.spark.source`), checks it and
@@ -9,7 +10,7 @@ in local mode, the executors) and the sum of the Python workers' peaks. The two 
 compared row for row (tests/spark checks every value).
 
 Usage: .venv/bin/python bench/spark_training.py [--scales 1 4 16] [--master local[2]] [--worlds DIR]
-         [--out bench/results/spark_training.json]
+         [--windows last|default] [--out bench/results/spark_training.json]
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import json, os, resource, sys, time
 import pandas as pd
 from recsys.spark.training import write_training_table
 from recsys.training_table import TrainingConfig
-engine, folder, out, master = sys.argv[1:5]
+engine, folder, out, master, windows = sys.argv[1:6]
 config = TrainingConfig(sampler="hash")
 t = time.perf_counter()
 if engine == "local":
@@ -47,8 +48,25 @@ else:
     data = read_source(spark, folder)
     end = data.end
 read = time.perf_counter() - t
-summary = write_training_table(data, out, end - pd.Timedelta(days=14), None, config, engine=engine, spark=spark,
-                               slot_features=True)
+if windows == "last":
+    summary = write_training_table(data, out, end - pd.Timedelta(days=14), None, config, engine=engine, spark=spark,
+                                   slot_features=True)
+    rows, positives, table_s = summary.rows, summary.positives, summary.seconds
+else:  # the default pipeline's ranker windows, as `recsys train` builds them
+    from recsys.pipeline import RecommenderConfig
+    u = time.perf_counter()
+    if engine == "local":
+        from recsys.training_table import window_tables
+        tables = window_tables(data, RecommenderConfig().window_bounds(data), config, slot_features=True)
+    else:
+        from recsys.spark.windows import SparkWindowTables
+        tables = SparkWindowTables(spark, data)(data.shell, RecommenderConfig().window_bounds(data), config,
+                                                slot_features=True)
+    table_s = time.perf_counter() - u
+    flat = pd.concat([tb.features.rows[["user_id", "item_id", "timestamp"]].assign(label=tb.label, window=w)
+                      for w, tb in enumerate(tables)], ignore_index=True)
+    flat.to_parquet(out)
+    rows, positives = len(flat), int((flat["label"] == 1).sum())
 total = time.perf_counter() - t
 jvm = workers = 0.0
 if spark is not None:
@@ -68,16 +86,16 @@ if spark is not None:
     jvm = peak(pid)
     workers = sum(peak(k) for k in children(pid))
     spark.stop()
-print(json.dumps({"rows": summary.rows, "positives": summary.positives, "read_s": read, "table_s": summary.seconds,
+print(json.dumps({"rows": rows, "positives": positives, "read_s": read, "table_s": table_s,
                   "total_s": total, "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "jvm_peak_rss_mb": jvm, "workers_peak_rss_mb": workers}))
 """
 
 
-def run(engine: str, folder: Path, out: Path, master: str) -> dict:
+def run(engine: str, folder: Path, out: Path, master: str, windows: str) -> dict:
     t = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", CHILD, engine, str(folder), str(out), master], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", CHILD, engine, str(folder), str(out), master, windows], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -113,6 +131,8 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--worlds", type=Path, default=None, help="where generated worlds are kept (default: a "
                                                                    "temporary folder)")
+    parser.add_argument("--windows", choices=("last", "default"), default="last",
+                        help="last: the last 14 days' table; default: the default pipeline's ranker windows")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "spark_training.json")
     args = parser.parse_args()
     from recsys.spark.training import read_training_table
@@ -122,10 +142,10 @@ def main() -> None:
         worlds = args.worlds or Path(tmp)
         for scale in args.scales:
             folder = world(scale, worlds)
-            runs = [run(engine, folder, Path(tmp) / f"table-{engine}-{scale:g}", args.master)
+            runs = [run(engine, folder, Path(tmp) / f"table-{engine}-{scale:g}", args.master, args.windows)
                     for engine in ("local", "spark")]
-            local = read_training_table(Path(tmp) / f"table-local-{scale:g}")
-            spark = read_training_table(Path(tmp) / f"table-spark-{scale:g}")
+            local, spark = (read_training_table(Path(tmp) / f"table-{engine}-{scale:g}")
+                            for engine in ("local", "spark"))
             equal = len(local) == len(spark) and list(local.columns) == list(spark.columns) and \
                 local[["user_id", "item_id", "label"]].equals(spark[["user_id", "item_id", "label"]])
             ratio = runs[0]["rows_per_s_per_core"] / runs[1]["rows_per_s_per_core"]
@@ -137,7 +157,8 @@ def main() -> None:
                       f"{r['jvm_peak_rss_mb']:.0f} MB, Python workers {r['workers_peak_rss_mb']:.0f} MB",
                       file=sys.stderr)
             print(f"x{scale:g}: single process / Spark per core {ratio:.2f}x; keys equal: {equal}", file=sys.stderr)
-    payload = {"master": args.master, "cores": os.cpu_count(), "results": results}
+    payload = {"master": args.master, "cores": os.cpu_count(), "windows": args.windows,
+               "date": time.strftime("%Y-%m-%d", time.gmtime()), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     print(f"wrote {args.out}")

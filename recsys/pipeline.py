@@ -38,8 +38,8 @@ from .reasons import Reasons
 from .rerank import ReRanker, RankedLists, RerankConfig
 from .threads import single_threaded
 from .training_table import (
-    TrainingConfig, TrainingTable, build_training_table, candidate_table, holdout_table, stack_tables,
-    with_candidate_negatives, with_source_scores,
+    TrainingConfig, TrainingTable, candidate_table, holdout_table, stack_tables, with_candidate_negatives,
+    with_source_scores, window_tables as build_window_tables,
 )
 
 __all__ = ["Recommender", "RecommenderConfig", "PREVIOUS_DEFAULT", "OBJECTIVES", "logs_impressions", "watch_minutes", "ArtifactError", "Inspection", "Prepared", "make_generator",
@@ -60,9 +60,9 @@ AUTO_RANKERS = ("logistic", "boosting")
 #: Below this many members a call is "small": it runs with every thread pool limited to one thread.
 SMALL_CALL = 100
 Progress = Callable[[str, float], None]
-#: Builds one ranker window's impression rows; `build_training_table`'s signature (dataset, start, end, config,
-#: builder, history, slot_features=...).
-WindowTables = Callable[..., TrainingTable]
+#: Builds the ranker windows' impression rows, one table per window in order; `training_table.window_tables`'s
+#: signature (dataset, windows, config, builder, history, slot_features=...).
+WindowTables = Callable[..., list[TrainingTable]]
 
 
 def _rankers():
@@ -156,6 +156,14 @@ class RecommenderConfig:
             raise ValueError(f"training_rows must be one of {TRAINING_ROWS}, got {self.training_rows!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+    def window_bounds(self, dataset: Dataset) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """The ranker's training windows [start, end) on `dataset`, oldest first: `ranker_windows` of
+        `ranker_window_days` each, the last ending just after the data's last event."""
+        end = dataset.end + pd.Timedelta(seconds=1)
+        span = pd.Timedelta(days=self.ranker_window_days)
+        first = end - span * self.ranker_windows
+        return [(first + span * w, first + span * (w + 1)) for w in range(self.ranker_windows)]
 
     def rows_for(self, dataset: Dataset) -> str:
         """The training rows this configuration uses on `dataset` (resolves "auto")."""
@@ -342,8 +350,8 @@ class Recommender:
     def fit(self, dataset: Dataset, progress: Progress | None = None,
             window_tables: WindowTables | None = None) -> "Recommender":
         """Fit every stage on `dataset` (see the module docstring for the time split). `window_tables` builds
-        each ranker window's impression rows with `build_training_table`'s arguments (default: that function,
-        in this process; `recsys.spark.SparkWindowTables` on Spark)."""
+        the ranker windows' impression rows with `training_table.window_tables`'s arguments (default: that function,
+        in this process; `recsys.spark.SparkWindowTables` on Spark, every window in one pass)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit needs a recsys Dataset, got {type(dataset).__name__}")
         if len(dataset.events) == 0:
@@ -355,12 +363,11 @@ class Recommender:
             raise ValueError(f"window_tables builds ranker rows from logged impressions, which this fit does not "
                              f"use: {refusal}")
         timings: dict[str, float] = {}
-        end = dataset.end + pd.Timedelta(seconds=1)
-        span = pd.Timedelta(days=cfg.ranker_window_days)
-        first_cut = end - span * cfg.ranker_windows
+        bounds = cfg.window_bounds(dataset)
+        (first_cut, first_end), end = bounds[0], bounds[-1][1]
         rows_from = cfg.rows_for(dataset)
         if cfg.ranker is not None and rows_from != "holdout" and (
-                dataset.start is None or first_cut <= dataset.start + span):
+                dataset.start is None or first_cut <= dataset.start + (first_end - first_cut)):
             raise DataError(f"the data spans {(end - dataset.start).days} days; the ranker's {cfg.ranker_windows} "
                             f"window(s) of {cfg.ranker_window_days:g} days need more history before them",
                             file=dataset.name, column="timestamp", hint="lower ranker_window_days or ranker_windows")
@@ -382,8 +389,8 @@ class Recommender:
         self.ranker_ = None
         self.training_summary_: dict[str, Any] = {}
         if cfg.ranker is not None:
-            table, self._full_lists = self._training_rows(dataset, history, first_cut, span, say, timings,
-                                                          rows_from, window_tables or build_training_table)
+            table, self._full_lists = self._training_rows(dataset, history, bounds, say, timings,
+                                                          rows_from, window_tables or build_window_tables)
             self.training_table_ = table
             self._fit_ranker(table, say, timings, self._full_lists)
             self.training_summary_.update({"first_window_start": str(first_cut), "windows": cfg.ranker_windows,
@@ -411,18 +418,19 @@ class Recommender:
         if blend is not None:
             blend.quotas = quotas
 
-    def _training_rows(self, dataset: Dataset, history, first_cut, span, say: Progress,
-                       timings: dict[str, float], rows_from: str, window_tables: WindowTables):
-        """The ranker's training table (see `training_rows`), from generators fitted before each window, and
-        where "auto" can choose the ranker (tuned data: here or in `with_ranker`) on candidate lists, a function
-        giving the full lists, every negative kept, of given (member, moment) queries; else None."""
+    def _training_rows(self, dataset: Dataset, history, bounds: list[tuple[pd.Timestamp, pd.Timestamp]],
+                       say: Progress, timings: dict[str, float], rows_from: str, window_tables: WindowTables):
+        """The ranker's training table (see `training_rows`) over the windows `bounds` (`window_bounds`), from
+        generators fitted before each window, and where "auto" can choose the ranker (tuned data: here or in
+        `with_ranker`) on candidate lists, a function giving the full lists, every negative kept, of given (member,
+        moment) queries; else None."""
         from .splits import stratified_split
 
         cfg = self.config
         tables: list[TrainingTable] = []
         choosing = getattr(self, "tunes_", False) and rows_from != "impressions"
         every = replace(cfg.training, negatives_per_positive=None)
-        latest = None  # (start, generators, seed) of the latest window with rows: where tune_ranker holds out
+        latest = None  # (start, end, generators, seed) of the latest window with rows: where tune_ranker holds out
         full_rows = None
         timings["candidates_before_windows"] = 0.0
         timings["training_table"] = 0.0
@@ -444,8 +452,17 @@ class Recommender:
                 def full_rows(queries: pd.DataFrame) -> TrainingTable:
                     return holdout_table(dataset, visible, hidden, early, self.builder_, cfg.n_candidates, every,
                                          cfg.seed, members=pd.unique(queries["user_id"]))
-        for w in range(cfg.ranker_windows if rows_from != "holdout" else 0):
-            cut = first_cut + span * w
+        logged: list[TrainingTable] = []
+        if rows_from == "impressions":  # every window's logged rows at once: a Spark engine builds them in one pass
+            t = time.perf_counter()
+            say(f"training rows of {cfg.ranker_windows} window(s) from the logged impressions", 0.05)
+            slots = dataset.has("events", "position") and dataset.has("events", "session_id")
+            logged = list(window_tables(dataset, bounds, cfg.training, self.builder_, history, slot_features=slots))
+            if len(logged) != len(bounds):
+                raise TypeError(f"window_tables gave {len(logged)} tables for {len(bounds)} windows: it takes every "
+                                "window's bounds at once (training_table.window_tables) and gives a table per window")
+            timings["training_table"] += time.perf_counter() - t
+        for w, (cut, cut_end) in enumerate(bounds if rows_from != "holdout" else []):
             lo = 0.05 + 0.5 * w / cfg.ranker_windows
             t = time.perf_counter()
             say(f"window {w + 1}/{cfg.ranker_windows}: candidates as of {cut:%Y-%m-%d}", lo)
@@ -454,28 +471,26 @@ class Recommender:
             t = time.perf_counter()
             say(f"window {w + 1}/{cfg.ranker_windows}: training rows", lo + 0.4 / cfg.ranker_windows)
             if rows_from == "candidates":
-                table = candidate_table(dataset, early, self.builder_, history, cut, cut + span, cfg.n_candidates,
+                table = candidate_table(dataset, early, self.builder_, history, cut, cut_end, cfg.n_candidates,
                                         cfg.training, seed=cfg.seed + w)
             else:
-                table = window_tables(dataset, cut, cut + span, cfg.training, self.builder_, history,
-                                      slot_features=dataset.has("events", "position")
-                                      and dataset.has("events", "session_id")).in_row_order()
-                table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut, cut + span,
-                                                 cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
+                table, logged[w] = logged[w].in_row_order(), None  # each window's rows are freed once augmented
+                table = with_candidate_negatives(table, dataset, early, self.builder_, history, cut,
+                                                 cut_end, cfg.candidate_negatives, cfg.n_candidates, cfg.seed)
                 table = TrainingTable(with_source_scores(table.features, early, users=dataset.users), table.label,
                                       table.weight, table.balance, table.label_counts, table.window)
             if table is not None and len(table):
                 tables.append(table)
                 if choosing and rows_from == "candidates":
-                    latest = (cut, early, cfg.seed + w)
+                    latest = (cut, cut_end, early, cfg.seed + w)
             timings["training_table"] += time.perf_counter() - t
         if latest is not None:
-            start, before_start, seed = latest
+            start, end, before_start, seed = latest
 
             def full_rows(queries: pd.DataFrame) -> TrainingTable | None:
                 wanted = queries["timestamp"].to_numpy(dtype="datetime64[ns]") == start.to_datetime64()
                 members = pd.unique(queries["user_id"].to_numpy()[wanted])
-                return candidate_table(dataset, before_start, self.builder_, history, start, start + span,
+                return candidate_table(dataset, before_start, self.builder_, history, start, end,
                                        cfg.n_candidates, every, seed, members=members) if len(members) else None
         if not tables or sum(int((tb.label == 1).sum()) for tb in tables) == 0:
             raise DataError("no positive examples in the ranker's windows", file=dataset.name, column="label")

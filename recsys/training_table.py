@@ -27,8 +27,8 @@ from .features.source_scores import SourceScores
 from .labels import (POSITIVE, DownsampleResult, LabelConfig, WeightConfig, downsample_negatives, duration_weights,
                      label_counts, label_events, propensity_weights)
 
-__all__ = ["TrainingConfig", "TrainingTable", "build_training_table", "candidate_table", "holdout_table",
-           "with_candidate_negatives", "with_source_scores", "stack_tables", "window_balance"]
+__all__ = ["TrainingConfig", "TrainingTable", "build_training_table", "window_tables", "candidate_table",
+           "holdout_table", "with_candidate_negatives", "with_source_scores", "stack_tables", "window_balance"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def build_training_table(
     counts = label_counts(labels)
     frame = window.assign(label=labels.to_numpy())
     if counts["positive"] == 0:
-        raise DataError("the window has no positive events to learn from", file=dataset.name, column="label")
+        raise DataError(no_positives(start, end), file=dataset.name, column="label")
     if config.negatives_per_positive is not None:
         kept = downsample_negatives(frame, config.negatives_per_positive, config.seed, by=config.downsample_by,
                                     reweight=config.reweight_negatives, sampler=config.sampler).frame
@@ -148,6 +148,28 @@ def build_training_table(
         label_counts=counts,
         window=(None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)),
     )
+
+
+def no_positives(start: Timestamp | None, end: Timestamp | None) -> str:
+    """The message of a window without a positive event (either engine's)."""
+    return f"the window from {start} to {end} has no positive events to learn from"
+
+
+def window_tables(dataset: Dataset, windows: list[tuple[Timestamp | None, Timestamp | None]],
+                  config: TrainingConfig | None = None, builder: FeatureBuilder | None = None,
+                  history: History | None = None, slot_features: bool = False) -> list[TrainingTable]:
+    """`build_training_table` of each window [start, end) in `windows`, in order: the pipeline's ranker windows in
+    this process (`recsys.spark.SparkWindowTables` builds the same tables on Spark, every window in one pass).
+    Every window is checked for events before any is built, as Spark checks them."""
+    if not windows:
+        raise ValueError("no windows to build training tables for")
+    for start, end in windows:
+        if len(dataset.between(start, end).events) == 0:
+            raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
+    builder = builder if builder is not None else FeatureBuilder(seed=(config or TrainingConfig()).seed).fit(dataset)
+    history = history if history is not None else builder.index(dataset)
+    return [build_training_table(dataset, start, end, config, builder, history, slot_features)
+            for start, end in windows]
 
 
 def window_balance(counts: dict[str, int], negatives_after: int, config: TrainingConfig) -> dict[str, Any]:

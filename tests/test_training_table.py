@@ -10,7 +10,8 @@ from recsys.data import DataError
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import FeatureBuilder
 from recsys.labels import WeightConfig, duration_weights
-from recsys.training_table import TrainingConfig, build_training_table
+from recsys.pipeline import RecommenderConfig
+from recsys.training_table import TrainingConfig, build_training_table, window_tables
 from recsys.ui.charts import weight_histogram
 
 WORLD = WorldConfig(seed=3, n_users=150, n_movies=120, n_shows=8, days=60)
@@ -86,6 +87,37 @@ def test_keeping_every_negative(data, builder):
 def test_an_empty_window_is_a_clear_error(data, builder):
     with pytest.raises(DataError, match="no events"):
         build_training_table(data, "2030-01-01", "2030-02-01", builder=builder)
+
+
+def test_the_ranker_windows_tile_the_last_weeks_and_each_is_its_own_table(data, builder):
+    """Three 14-day windows, contiguous, the last ending one second after the last event (so it is inside); each
+    table equals `build_training_table` of its window."""
+    bounds = RecommenderConfig(ranker_windows=3, ranker_window_days=14).window_bounds(data)
+    assert bounds[-1][1] == data.end + pd.Timedelta(seconds=1)
+    assert [hi - lo for lo, hi in bounds] == [pd.Timedelta(days=14)] * 3
+    assert all(bounds[w][1] == bounds[w + 1][0] for w in range(2))
+    tables = window_tables(data, bounds, builder=builder)
+    assert len(tables) == 3 and sum(len(tb) for tb in tables) > 1000
+    for (lo, hi), table in zip(bounds, tables):
+        alone = build_training_table(data, lo, hi, builder=builder)
+        assert table.window == (lo, hi) and table.balance == alone.balance
+        np.testing.assert_array_equal(table.weight, alone.weight)
+        _features_equal(table.features, alone.features)
+
+
+def test_window_tables_check_every_window_for_events_first(data, builder):
+    """An empty window is named before any table is built, whatever comes before it; a window whose events are all
+    negatives names its bounds."""
+    late = (pd.Timestamp("2030-01-01"), pd.Timestamp("2030-02-01"))
+    with pytest.raises(DataError, match="no events between 2030-01-01"):
+        window_tables(data, [(data.start, data.end), late], builder=builder)
+    shown = data.events[data.events["watch_fraction"] == 0].head(20)  # shown, never played: negatives only
+    negatives = data._with(data.users, data.items, shown, data.searches.iloc[:0])
+    lo, hi = shown["timestamp"].min(), shown["timestamp"].max() + pd.Timedelta(seconds=1)
+    with pytest.raises(DataError, match=f"the window from {lo} to {hi} has no positive events"):
+        window_tables(negatives, [(lo, hi)], builder=builder)
+    with pytest.raises(ValueError, match="no windows"):
+        window_tables(data, [], builder=builder)
 
 
 def _features_equal(a, b) -> None:

@@ -11,9 +11,11 @@ On Spark, with the fitted `FeatureBuilder` shipped to the executors:
    one partition; a `SparkSource` holds them so, cached, and a loaded Dataset's are shuffled there once): the
    window's rows labeled, negatives downsampled by hash (`sampler="hash"`: a row's fate depends on the row and
    the seed, never on the partition), slot features over the whole logged row, minutes watched, and the member
-   groups' features (`FeatureGroup.reads == "member"`) from the members' past before the window's end;
+   groups' features (`FeatureGroup.reads == "member"`) from the members' past; several windows
+   (`spark_window_tables`, the pipeline's ranker windows) are labeled and sampled each on its own and share this
+   pass, the members' index and the features' transform;
 2. the weights' references, the median minutes of the kept positives and the kept rows' median logged propensity
-   (Spark's exact percentile, one aggregation);
+   (Spark's exact percentile, one aggregation grouped by window);
 3. the title groups and each row's weight on partitions of titles: the rows and every member's plays of those
    titles (one shuffle of the plays alone: the title groups read nothing else, and most of a log was shown and
    not played);
@@ -41,19 +43,21 @@ from ..features import FeatureBuilder, FeatureTable
 from ..features.history import LOG_COLUMNS
 from ..features.slot import SlotFeatures
 from ..features.table import KEY_COLUMNS
-from ..labels import (ROW_KEY_COLUMNS, downsample_negatives, duration_weights, label_events, propensity_weights,
-                      watched_minutes)
-from ..training_table import TrainingConfig, build_training_table
+from ..labels import (ROW_KEY_COLUMNS, WeightConfig, downsample_negatives, duration_weights, label_events,
+                      propensity_weights, watched_minutes)
+from ..training_table import TrainingConfig, build_training_table, no_positives
 from .batch import _PART, _publish, write_spark_table
 from .source import KIND, USER_PREFIX, SparkSource, default_partitions, member_records
 
-__all__ = ["TableSummary", "flat_table", "training_table_local", "training_table_spark", "write_training_table",
-           "read_training_table"]
+__all__ = ["TableSummary", "flat_table", "training_table_local", "training_table_spark", "spark_window_tables",
+           "write_training_table", "read_training_table", "WINDOW"]
 
 Progress = Callable[[str, float], None]
 #: What the member pass reads of the events: the row keys, what labels, weights and slot features read, and the
 #: History's columns (a log's other columns, such as the logging policy's, stay in Spark).
 ROW_INPUTS = tuple(dict.fromkeys(ROW_KEY_COLUMNS + LOG_COLUMNS + ("device", "weight", "propensity")))
+#: The column of `spark_window_tables` that says which of its windows a row belongs to.
+WINDOW = "_window"
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def _spark_type(kind: str) -> str:
 
 def _kept_rows(window: pd.DataFrame, shell: Dataset, config: TrainingConfig, slot_features: bool) -> pd.DataFrame:
     """Stage 1 on a partition's window events: label, downsample per member by hash, slot features, minutes
-    watched; each kept row numbered within its member (`_n`, in key order) so the title side can join on it."""
+    watched; the kept rows in key order."""
     frame = window.sort_values([c for c in ROW_KEY_COLUMNS if c in window.columns], kind="stable",
                                ignore_index=True)
     frame = frame.assign(label=label_events(frame, config.labels).to_numpy())
@@ -143,7 +147,6 @@ def _kept_rows(window: pd.DataFrame, shell: Dataset, config: TrainingConfig, slo
         rows = frame.index.get_indexer(kept.index)
         for name, values in block.columns.items():
             out[name] = np.asarray(values)[rows]
-    out["_n"] = out.groupby("user_id", sort=False).cumcount().astype(np.int64)
     return out.reset_index(drop=True)
 
 
@@ -152,12 +155,34 @@ def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
+def _in_window(timestamps: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray:
+    inside = np.ones(len(timestamps), dtype=bool)
+    if start is not None:
+        inside &= (timestamps >= start).to_numpy()
+    if end is not None:
+        inside &= (timestamps < end).to_numpy()
+    return inside
+
+
+def _inside(start: pd.Timestamp | None, end: pd.Timestamp | None):
+    """The Spark condition of `_in_window`: a moment in [start, end)."""
+    from pyspark.sql import functions as F
+
+    inside = F.lit(True)
+    if start is not None:
+        inside = inside & (F.col("timestamp") >= F.lit(start.to_pydatetime()))
+    if end is not None:
+        inside = inside & (F.col("timestamp") < F.lit(end.to_pydatetime()))
+    return inside
+
+
 def _member_pass(builder: FeatureBuilder, shell: Dataset, config: TrainingConfig, slot_features: bool,
-                 start: pd.Timestamp | None, event_cols: list[str], search_cols: list[str], user_cols: list[str],
-                 row_keys: list[str], columns: list[str]):
+                 windows: list[tuple[pd.Timestamp | None, pd.Timestamp | None]], event_cols: list[str],
+                 search_cols: list[str], user_cols: list[str], row_keys: list[str], columns: list[str]):
     """Stages 1 and 3 in one pass over a partition of members (`source.member_records`, every record of a member
-    in the partition): the window's rows labeled and sampled, then the member groups' features of those rows from
-    the members' past events, searches and records."""
+    in the partition): each window's rows labeled and sampled (`_window`, its index), then the member groups'
+    features of every window's rows from one index of the members' events, searches and records (a row's
+    features read only events before its moment, so one index serves every window)."""
     log_cols = [c for c in LOG_COLUMNS if c in event_cols]  # what the groups' History reads, nothing more
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -167,12 +192,18 @@ def _member_pass(builder: FeatureBuilder, shell: Dataset, config: TrainingConfig
         kind = frame[KIND].to_numpy()
         events = frame.loc[kind == "event", event_cols].reset_index(drop=True)
         _restore_dtypes(events, shell.events)
-        window = events if start is None else events[events["timestamp"] >= start]
-        if len(window) == 0:
+        parts = []
+        for w, (start, end) in enumerate(windows):
+            window = events[_in_window(events["timestamp"], start, end)]
+            if len(window):
+                rows = _kept_rows(window, shell, config, slot_features)
+                if len(rows):
+                    parts.append(rows.assign(**{WINDOW: np.int64(w)}))
+        if not parts:
             return
-        kept = _kept_rows(window, shell, config, slot_features)
-        if len(kept) == 0:
-            return
+        kept = pd.concat(parts, ignore_index=True)
+        # each row numbered within its member across every window, so the title side can join on it
+        kept["_n"] = kept.groupby("user_id", sort=False).cumcount().astype(np.int64)
         users = frame.loc[kind == "user", [USER_PREFIX + c for c in user_cols]].reset_index(drop=True)
         users.columns = user_cols
         _restore_dtypes(users, shell.users)
@@ -187,11 +218,12 @@ def _member_pass(builder: FeatureBuilder, shell: Dataset, config: TrainingConfig
     return run
 
 
-def _title_pass(builder: FeatureBuilder, shell: Dataset, weights, event_cols: list[str], row_keys: list[str],
-                names: list[str]):
+def _title_pass(builder: FeatureBuilder, shell: Dataset, weights: list[WeightConfig], event_cols: list[str],
+                row_keys: list[str], names: list[str]):
     """Stage 4 on a partition of titles holding rows (`_kind` row) and every member's plays of those titles
     (`_kind` event): the title groups' features (they read no member record, so every member with a play is
-    indexed) and each row's duration weight times its propensity weight (and its sampling weight `_w0`)."""
+    indexed) and each row's duration weight times its propensity weight (and its sampling weight `_w0`), with
+    the `WeightConfig` of the row's window (`weights[_window]`: each window has its own references)."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         frame = _concat(batches)
         if frame is None:
@@ -206,8 +238,13 @@ def _title_pass(builder: FeatureBuilder, shell: Dataset, weights, event_cols: li
         history = builder.index(shell._with(pd.DataFrame({"user_id": ids}), shell.items, events, shell.searches))
         table = builder.transform(rows[row_keys], history, reads="title")
         out = _feature_columns(table)
-        weight = duration_weights(rows, shell.items, weights).to_numpy(dtype=float) \
-            * propensity_weights(rows, weights).to_numpy(dtype=float) * rows["_w0"].to_numpy(dtype=float)
+        weight = np.empty(len(rows), dtype=float)
+        window = rows[WINDOW].to_numpy(dtype=np.int64)
+        for w in np.unique(window):
+            at = window == w
+            part = rows[at]
+            weight[at] = duration_weights(part, shell.items, weights[w]).to_numpy(dtype=float) \
+                * propensity_weights(part, weights[w]).to_numpy(dtype=float) * part["_w0"].to_numpy(dtype=float)
         out.insert(0, "weight", weight)
         out.insert(0, "_n", rows["_n"].to_numpy(dtype=np.int64))
         out.insert(0, "user_id", rows["user_id"].astype(str).to_numpy())
@@ -228,12 +265,26 @@ def training_table_spark(spark, data: Dataset | SparkSource, start: Timestamp | 
 def _spark_table(spark, data: Dataset | SparkSource, start, end, config: TrainingConfig | None,
                  builder: FeatureBuilder | None, slot_features: bool, partitions: int | None,
                  progress: Progress | None):
-    """`training_table_spark`'s table, the window's events it labels (what the class counts are taken from) and
-    the cached member-pass rows (to unpersist once the table is written)."""
+    """One window's `training_table_spark` table and the cached member-pass rows (to unpersist once the table is
+    written)."""
+    table, _, kept = spark_window_tables(spark, data, [(start, end)], config, builder, slot_features, partitions,
+                                         progress)
+    return table.drop(WINDOW), kept
+
+
+def spark_window_tables(spark, data: Dataset | SparkSource, windows: list[tuple[Timestamp | None, Timestamp | None]],
+                        config: TrainingConfig | None, builder: FeatureBuilder | None, slot_features: bool,
+                        partitions: int | None, progress: Progress | None):
+    """The training tables of several windows [start, end) as one Spark DataFrame, each row's window index in
+    `WINDOW`; with the events before the last end (what class counts are taken from) and the cached member-pass
+    rows (to unpersist once the table is read). Every window's rows come out of one member pass and one title
+    pass, and each window's rows equal its own `training_table_local` table (its own weight references)."""
     from pyspark.sql import functions as F
 
     say = progress or (lambda message, fraction: None)
     config = _spark_config(config)
+    if not windows:
+        raise ValueError("no windows to build training tables for")
     source = data if isinstance(data, SparkSource) else None
     dataset = source.shell if source is not None else data
     if slot_features and not (dataset.has("events", "position") and dataset.has("events", "session_id")):
@@ -241,8 +292,10 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
                         column="position")
     say("fitting the feature builder (static facts only)", 0.0)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
-    end_ts = None if end is None else pd.Timestamp(end)
-    start_ts = None if start is None else pd.Timestamp(start)
+    bounds = [(None if lo is None else pd.Timestamp(lo), None if hi is None else pd.Timestamp(hi))
+              for lo, hi in windows]
+    ends = [hi for _, hi in bounds]
+    end_ts = None if any(hi is None for hi in ends) else max(ends)
     if source is not None:  # the executors read the events, already on partitions of members
         events_sdf, members = source.events, source.members
         parts = partitions or source.partitions
@@ -258,15 +311,15 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
         members = member_records(spark, events_sdf, searches_sdf, dataset.users).repartition(parts, "user_id")
         like = past.events.iloc[:0]
         search_cols = list(past.searches.columns) if searches_sdf is not None else []
-    if end_ts is not None:
+    if end_ts is not None:  # a row's features read only its past: nothing after the last window is needed
         before = F.col("timestamp") < F.lit(end_ts.to_pydatetime())
         events_sdf = events_sdf.filter(before)
         members = members.filter((F.col(KIND) == "user") | before)
-    window_sdf = events_sdf
-    if start_ts is not None:
-        window_sdf = window_sdf.filter(F.col("timestamp") >= F.lit(start_ts.to_pydatetime()))
-    if window_sdf.limit(1).count() == 0:
-        raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
+    found = events_sdf.agg(*[F.max(_inside(lo, hi).cast("int")).alias(f"w{w}")
+                             for w, (lo, hi) in enumerate(bounds)]).collect()[0]
+    for w, (lo, hi) in enumerate(bounds):  # every window's emptiness first, as `training_table.window_tables`
+        if not found[f"w{w}"]:
+            raise DataError(f"no events between {lo} and {hi}", file=dataset.name, column="timestamp")
     shell = dataset._with(dataset.users.iloc[:0], dataset.items, like, dataset.searches.iloc[:0])
     has_device = "device" in like.columns
     row_keys = ["user_id", "item_id", "timestamp"] + (["device"] if has_device else [])
@@ -277,24 +330,20 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
     say("labels, hash-seeded negatives and member features on partitions of members", 0.1)
     slot_names = SlotFeatures().names if slot_features else []
     stage1 = [("label", "int"), ("_w0", "double"), ("_watched", "double")] + [(n, "double") for n in slot_names] + \
-        [("_n", "bigint")]
+        [(WINDOW, "bigint"), ("_n", "bigint")]
     clash = sorted(set(member_names) & (set(ROW_INPUTS) | {name for name, _ in stage1}))
     if clash:
         raise ValueError(f"member features named like a row column: {clash}")
     inputs = [c for c in like.columns if c in ROW_INPUTS]
     schema = _schema_of(like[inputs], extra=stage1 + [(n, _spark_type(kinds[n])) for n in member_names])
     user_cols = list(dataset.users.columns)
-    run = _member_pass(builder, shell, config, slot_features, start_ts, inputs, search_cols, user_cols, row_keys,
+    run = _member_pass(builder, shell, config, slot_features, bounds, inputs, search_cols, user_cols, row_keys,
                        _names_of(schema))
     read = [KIND, *inputs, *[c for c in search_cols if c not in inputs], *[USER_PREFIX + c for c in user_cols]]
     kept = members.select(*[F.col(f"`{c}`") for c in read]).mapInPandas(run, schema).cache()
-    positives = kept.filter(F.col("label") == 1)
-    if positives.limit(1).count() == 0:
-        kept.unpersist()
-        raise DataError("the window has no positive events to learn from", file=dataset.name, column="label")
 
     weights = config.weights
-    medians = {}
+    medians = {"positives": F.sum((F.col("label") == 1).cast("long"))}
     if weights.reference_minutes is None:  # the median minutes of the kept positives (`duration_weights`)
         medians["minutes"] = F.percentile(F.when((F.col("label") == 1) & F.col("_watched").isNotNull()
                                                  & ~F.isnan("_watched") & (F.col("_watched") > 0), F.col("_watched")),
@@ -302,29 +351,38 @@ def _spark_table(spark, data: Dataset | SparkSource, start, end, config: Trainin
     if weights.propensity_clip is not None and weights.propensity_reference is None and "propensity" in like.columns:
         medians["propensity"] = F.percentile(F.when(F.col("propensity").isNotNull() & ~F.isnan("propensity"),
                                                     F.col("propensity")), F.lit(0.5))  # `propensity_reference`
-    if medians:
-        say("the weights' references (median minutes of the kept positives, median propensity)", 0.5)
-        got = kept.agg(*[m.alias(k) for k, m in medians.items()]).collect()[0]
+    say("each window's positives and weight references (median minutes of the kept positives, median propensity)",
+        0.5)
+    got = {int(r[WINDOW]): r for r in kept.groupBy(WINDOW).agg(*[m.alias(k) for k, m in medians.items()]).collect()}
+    per_window = []
+    for w, (lo, hi) in enumerate(bounds):
+        if w not in got or not got[w]["positives"]:
+            kept.unpersist()
+            raise DataError(no_positives(lo, hi), file=dataset.name, column="label")
+        mine = weights
         if "minutes" in medians:
-            weights = replace(weights, reference_minutes=float(got["minutes"]) if got["minutes"] is not None else 1.0)
-        if "propensity" in medians and got["propensity"] is not None:
-            weights = replace(weights, propensity_reference=float(got["propensity"]) or 1.0)
+            minutes = got[w]["minutes"]
+            mine = replace(mine, reference_minutes=float(minutes) if minutes is not None else 1.0)
+        if "propensity" in medians and got[w]["propensity"] is not None:
+            mine = replace(mine, propensity_reference=float(got[w]["propensity"]) or 1.0)
+        per_window.append(mine)
 
     say("title features and weights on partitions of titles", 0.6)
     event_cols = [c for c in LOG_COLUMNS if c in like.columns]
     # the title groups read plays alone (`FeatureGroup.reads`): most of a log is what was shown and not played
     plays = _plays(events_sdf, dataset.feedback == "implicit").select(*event_cols).withColumn(KIND, F.lit("event"))
     weighed = [c for c in ("minutes_watched", "watch_fraction", "propensity") if c in like.columns]  # the weights read
-    rows = kept.select(*row_keys, "_n", "label", "_w0", *weighed).withColumn(KIND, F.lit("row"))
+    rows = kept.select(*row_keys, "_n", WINDOW, "label", "_w0", *weighed).withColumn(KIND, F.lit("row"))
     schema = ", ".join(["user_id string", "_n bigint", "weight double"]
                        + [f"`{n}` {_spark_type(kinds[n])}" for n in title_names])
-    run = _title_pass(builder, shell, weights, event_cols, row_keys, title_names)
+    run = _title_pass(builder, shell, per_window, event_cols, row_keys, title_names)
     side = rows.unionByName(plays, allowMissingColumns=True).repartition(parts, "item_id").mapInPandas(run, schema)
     side = side.toDF("_t_user", "_t_n", "_t_weight", *title_names)
     base = kept.drop("weight")  # a logged weight column is the sampling weight `_w0`, inside the row's weight
     table = base.join(side, (base["user_id"] == side["_t_user"]) & (base["_n"] == side["_t_n"])) \
         .withColumnRenamed("_t_weight", "weight")
-    return table.select(*[f"`{c}`" for c in _column_order(builder, has_device, slot_features)]), window_sdf, kept
+    columns = _column_order(builder, has_device, slot_features) + [WINDOW]
+    return table.select(*[f"`{c}`" for c in columns]), events_sdf, kept
 
 
 def _plays(events, implicit: bool):
@@ -429,7 +487,7 @@ def write_training_table(data: Dataset | SparkSource, out: str | os.PathLike, st
     elif engine == "spark":
         if spark is None:
             raise ValueError("engine='spark' needs a Spark session (recsys.spark.spark_session)")
-        table, _, kept = _spark_table(spark, data, start, end, config, None, slot_features, partitions, progress)
+        table, kept = _spark_table(spark, data, start, end, config, None, slot_features, partitions, progress)
         try:
             write_spark_table(spark, table, out)
         finally:

@@ -1,6 +1,6 @@
-"""The pipeline's training windows built on Spark (`recsys train --engine spark`): each window's flat training
-table is made by the executors (`training.training_table_spark`) and read back by the driver as the ranker's
-rows, where model fitting stays. `Recommender.fit(dataset, window_tables=SparkWindowTables(spark, source))`
+"""The pipeline's training windows built on Spark (`recsys train --engine spark`): every window's flat training
+table is made by the executors in one pass (`training.spark_window_tables`) and read back by the driver as the
+ranker's rows, where model fitting stays. `Recommender.fit(dataset, window_tables=SparkWindowTables(spark, source))`
 then fits the same model as in one process: the rows, labels, weights and class counts are equal, and the
 pipeline puts every window's rows in one canonical order before anything reads them.
 """
@@ -21,7 +21,7 @@ from ..features.table import KEY_COLUMNS
 from ..labels import LabelConfig, label_counts, label_events
 from ..training_table import TrainingConfig, TrainingTable, window_balance
 from .source import SparkSource
-from .training import Progress, _spark_table
+from .training import WINDOW, Progress, _in_window, _inside, spark_window_tables
 
 __all__ = ["SparkWindowTables", "feature_rows_of"]
 
@@ -61,45 +61,64 @@ def _ragged(lists: pd.Series, vocab: tuple[str, ...]) -> Ragged:
     return Ragged(values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), vocab)
 
 
-def _label_counts(window, labels: LabelConfig) -> dict[str, int]:
-    """Positives, negatives and ignored events of the window before downsampling (`label_events` per batch)."""
+def _label_counts(events, windows: list[tuple[pd.Timestamp | None, pd.Timestamp | None]], labels: LabelConfig
+                  ) -> list[dict[str, int]]:
+    """Each window's positives, negatives and ignored events before downsampling (`label_events` once per batch),
+    in one pass over the events from the earliest window's start."""
     from pyspark.sql import functions as F
 
-    feedback = [c for c in ("watch_fraction", "rating") if c in window.columns]
+    feedback = [c for c in ("watch_fraction", "rating") if c in events.columns]
+    starts = [start for start, _ in windows]
+    if all(start is not None for start in starts):
+        events = events.filter(_inside(min(starts), None))
 
     def count(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield pd.DataFrame([label_counts(label_events(batch, labels))])
+            labeled = label_events(batch[feedback], labels)
+            for w, (start, end) in enumerate(windows):
+                inside = _in_window(batch["timestamp"], start, end)
+                if inside.any():
+                    yield pd.DataFrame([{"window": w, **label_counts(labeled[inside])}])
 
-    sums = (window.select(*feedback).mapInPandas(count, "positive long, negative long, ignored long")
-            .agg(*[F.sum(c).alias(c) for c in ("positive", "negative", "ignored")]).collect()[0])
-    return {c: int(sums[c] or 0) for c in ("positive", "negative", "ignored")}
+    names = ("positive", "negative", "ignored")
+    sums = (events.select("timestamp", *feedback)
+            .mapInPandas(count, "window long, positive long, negative long, ignored long")
+            .groupBy("window").agg(*[F.sum(c).alias(c) for c in names]).collect())
+    got = {int(r["window"]): r for r in sums}
+    return [{c: int(got[w][c] or 0) if w in got else 0 for c in names} for w in range(len(windows))]
 
 
 @dataclass
 class SparkWindowTables:
-    """`build_training_table` with Spark doing the work: called by `Recommender.fit` once per window, with the
-    same arguments. `source` (`read_source`) lets the executors read the events from Parquet; without it the
-    driver hands the dataset's events to Spark."""
+    """The pipeline's window tables (`training_table.window_tables`) with Spark doing the work: called by
+    `Recommender.fit` once with every window, which the executors build in one member pass and one title pass.
+    `source` (`read_source`) lets the executors read the events from Parquet; without it the driver hands the
+    dataset's events to Spark."""
 
     spark: Any
     source: SparkSource | None = None
     partitions: int | None = None
     progress: Progress | None = None
 
-    def __call__(self, dataset: Dataset, start: Timestamp | None, end: Timestamp | None,
+    def __call__(self, dataset: Dataset, windows: list[tuple[Timestamp | None, Timestamp | None]],
                  config: TrainingConfig | None = None, builder: FeatureBuilder | None = None, history=None,
-                 slot_features: bool = False) -> TrainingTable:
+                 slot_features: bool = False) -> list[TrainingTable]:
         config = config or TrainingConfig()
         builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
-        table, window, cached = _spark_table(self.spark, self.source if self.source is not None else dataset, start,
-                                             end, config, builder, slot_features, self.partitions, self.progress)
+        bounds = [(None if lo is None else pd.Timestamp(lo), None if hi is None else pd.Timestamp(hi))
+                  for lo, hi in windows]
+        table, events, cached = spark_window_tables(self.spark, self.source if self.source is not None else dataset,
+                                                    bounds, config, builder, slot_features, self.partitions,
+                                                    self.progress)
         try:
-            counts = _label_counts(window, config.labels)
+            counts = _label_counts(events, bounds, config.labels)
             flat = table.toPandas()
         finally:
             cached.unpersist()
-        features, label, weight = feature_rows_of(flat, builder)
-        balance = window_balance(counts, int((label == 0).sum()), config)
-        return TrainingTable(features, label, weight, balance, counts,
-                             (None if start is None else pd.Timestamp(start), None if end is None else pd.Timestamp(end)))
+        tables = []
+        which = flat[WINDOW].to_numpy(dtype=np.int64)
+        for w, window in enumerate(bounds):
+            features, label, weight = feature_rows_of(flat[which == w].drop(columns=WINDOW), builder)
+            balance = window_balance(counts[w], int((label == 0).sum()), config)
+            tables.append(TrainingTable(features, label, weight, balance, counts[w], window))
+        return tables

@@ -20,8 +20,10 @@ from recsys.data.loaders import save_dataset
 from recsys.data.synthetic import SyntheticWorld, WorldConfig
 from recsys.features import FeatureBuilder
 from recsys.spark.source import read_source
-from recsys.spark.training import read_training_table, training_table_local, training_table_spark
-from recsys.training_table import TrainingConfig
+from recsys.spark.training import (
+    WINDOW, read_training_table, spark_window_tables, training_table_local, training_table_spark,
+)
+from recsys.training_table import TrainingConfig, window_tables
 
 pytestmark = pytest.mark.spark
 
@@ -73,6 +75,43 @@ def test_spark_table_equals_the_single_process_for_any_partitioning(spark, world
     remote = training_table_spark(spark, data, start, None, HASHED, builder=builder, slot_features=True,
                                   partitions=partitions).toPandas()
     assert_same_table(local, remote)
+
+
+def test_windows_built_in_one_pass_each_equal_their_own_table(spark, world):
+    """Overlapping windows (the second inside the first) from one member pass: each window's rows, features and
+    weights (its own median minutes and propensity) equal that window's single-process table."""
+    data, builder, start, _ = world
+    windows = [(start - pd.Timedelta(days=7), None), (start, data.end - pd.Timedelta(days=3))]
+    table, _, cached = spark_window_tables(spark, data, windows, HASHED, builder, True, 3, None)
+    try:
+        remote = table.toPandas()
+    finally:
+        cached.unpersist()
+    assert sorted(remote[WINDOW].unique()) == [0, 1]
+    for w, (lo, hi) in enumerate(windows):
+        local = training_table_local(data, lo, hi, HASHED, builder=builder, slot_features=True)
+        assert len(local) > 100
+        assert_same_table(local, remote[remote[WINDOW] == w].drop(columns=WINDOW))
+
+
+def test_windows_without_events_or_positives_fail_as_in_one_process(spark, world):
+    """An empty window is named before anything is built, whatever window comes before it, and a window holding
+    only negatives names its bounds: the single process's messages (`training_table.window_tables`)."""
+    data, builder, start, _ = world
+    late = (pd.Timestamp("2030-01-01"), pd.Timestamp("2030-02-01"))
+    with pytest.raises(DataError, match="no events between 2030-01-01") as local:
+        window_tables(data, [(start, None), late], HASHED, builder)
+    with pytest.raises(DataError, match="no events between 2030-01-01") as remote:
+        spark_window_tables(spark, data, [(start, None), late], HASHED, builder, False, 2, None)
+    assert str(remote.value) == str(local.value)
+    shown = data.events[data.events["watch_fraction"] == 0].head(40)
+    negatives = data._with(data.users, data.items, shown, data.searches.iloc[:0])
+    bounds = [(shown["timestamp"].min(), shown["timestamp"].max() + pd.Timedelta(seconds=1))]
+    with pytest.raises(DataError, match="has no positive events") as local:
+        window_tables(negatives, bounds, HASHED, builder)
+    with pytest.raises(DataError, match="has no positive events") as remote:
+        spark_window_tables(spark, negatives, bounds, HASHED, builder, False, 2, None)
+    assert str(remote.value) == str(local.value)
 
 
 def _handmade() -> Dataset:

@@ -156,6 +156,7 @@ def _concat(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
 
 
 def _in_window(timestamps: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray:
+    """Which moments fall in the window [start, end) (an open side where a bound is None), as `Dataset.between`."""
     inside = np.ones(len(timestamps), dtype=bool)
     if start is not None:
         inside &= (timestamps >= start).to_numpy()

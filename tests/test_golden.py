@@ -1,6 +1,7 @@
 """Results do not drift: a pipeline trained on the sample gives the top-10 lists pinned in
 tests/golden/top10_sample.csv (written by tests/golden/make_top10.py; its docstring says why the
-pinned pipeline leaves out the two-tower network), the previous default gives the lists it gave
+pinned pipeline leaves out the two-tower network, and why CPUs without AVX-512 read their own files in
+tests/golden/noavx512/), the previous default gives the lists it gave
 (top10_previous_default.csv, the A/B page's old arm), and one member alone gets the list they get in
 a batch."""
 
@@ -18,7 +19,7 @@ from recsys.pipeline import Recommender, RecommenderConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from make_top10 import golden_lists, golden_run, members, previous_default  # noqa: E402
+from make_top10 import golden_lists, golden_run, members, pinned_path, previous_default  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def pinned(golden_cache):
 
 
 def _same_as_pinned(data, lists, file: str) -> None:
-    golden = pd.read_csv(GOLDEN / file, dtype={"user_id": str, "item_id": str})
+    golden = pd.read_csv(pinned_path(file), dtype={"user_id": str, "item_id": str})
     wanted = members(data)
     assert sorted(golden["user_id"].unique()) == wanted
     got = lists.groupby("user_id", sort=False)["item_id"].apply(list)

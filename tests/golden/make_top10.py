@@ -1,5 +1,5 @@
 """Writes tests/golden/top10_sample.csv: the top-10 lists of 500 sample members from a pipeline whose
-numbers do not depend on the CPU (`CONFIG`: every source but the two-tower network, logistic ranker).
+numbers depend on the CPU as little as found so far (`CONFIG`: every source but the two-tower network).
 
 The file pins today's results; `tests/test_golden.py` trains the current code the same way and
 compares. History: the first golden file (commit b1f4f5a, regenerated on 75ddd61) held the default
@@ -26,11 +26,13 @@ became hash-sampled (`TrainingConfig.sampler`: the same rows in one process and 
 impression rows in one canonical order, which moved its lists (PREVIOUS_DEFAULT keeps the random draw).
 Regenerated when the default's impressions came to be weighted by the inverse of their logged propensity
 (`labels.propensity_weights`): all 500 lists moved; PREVIOUS_DEFAULT keeps them off and its file did not move.
-The files are the AVX-512 machine's: on 2026-12-08 an AMD EPYC without AVX-512 gave 224 (default) and 100
-(previous default) other lists, the same with the code of the day before and after that day's change (the two
-runs' files byte for byte equal; scores off by a median 1.4e-3 and 1.7e-4), so part of this pipeline still
-depends on the CPU.
-Usage: .venv/bin/python tests/golden/make_top10.py [--previous] [--out tests/golden/top10_sample.csv]
+Part of this pipeline still depends on the CPU: on 2026-12-08 an AMD EPYC without AVX-512 gave 224 (default)
+and 100 (previous default) other lists than the files above, written on an AVX-512 machine, with the same code
+(the code of the day before and after that day's change wrote byte-identical files there; scores off by a
+median 1.4e-3 and 1.7e-4). So each class of CPU has its own pinned files (`pinned_path`): AVX-512 machines the
+ones beside this script, others those in noavx512/ (written that day on that machine). Regenerate on a machine
+of the class whose files move.
+Usage: .venv/bin/python tests/golden/make_top10.py [--previous] [--out PATH (default: `pinned_path`)]
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ MEMBERS = 500
 SEED = 0
 #: The golden pipeline: the default configuration without the CPU-dependent two-tower source.
 SOURCES = ("popularity", "ease", "als", "content")
+
+
+def cpu_class() -> str:
+    """"avx512" where the CPU has AVX-512 (or its flags cannot be read), else "noavx512": the numerics differ."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "avx512"
+    return "avx512" if "avx512f" in flags else "noavx512"
+
+
+def pinned_path(name: str) -> Path:
+    """The pinned file `name` for this machine's class of CPU (`cpu_class`)."""
+    here = Path(__file__).parent
+    return here / name if cpu_class() == "avx512" else here / "noavx512" / name
 
 
 def members(dataset) -> list[str]:
@@ -107,8 +124,8 @@ def main() -> None:
 
     data = load_dataset("sample")
     config = previous_default if args.previous else RecommenderConfig
-    args.out = args.out or Path(__file__).with_name("top10_previous_default.csv" if args.previous
-                                                    else "top10_sample.csv")
+    args.out = args.out or pinned_path("top10_previous_default.csv" if args.previous else "top10_sample.csv")
+    args.out.parent.mkdir(exist_ok=True)
     lists = golden_lists(data, Recommender, config)
     out = lists[["user_id", "rank", "item_id", "score"]]
     tmp = args.out.with_suffix(".tmp")

@@ -181,18 +181,28 @@ def _as_times(frame: pd.DataFrame, nanos: list[str]) -> pd.DataFrame:
 #: The look-ups of the Spark checks: (key, the table's "not before" column, prefix of the columns they add).
 _LOOKUPS = (("user_id", "signup_time", "_u"), ("item_id", "added_at", "_i"))
 #: The columns the Spark checks add to a file's own (a file holding one takes the pandas path).
-_INTERNAL = {f"{tag}_{part}" for _, _, tag in _LOOKUPS for part in ("key", "since")} | {"_suspect"}
+_SUSPECT = "_suspect"  # a row some check condition flags (`_Checked.fast`)
+_INTERNAL = {f"{tag}_{part}" for _, _, tag in _LOOKUPS for part in ("key", "since")} | {_SUSPECT}
 _VISIBLE = "[!-~]"  # printable ASCII other than the space: text that starts and ends with it needs no stripping
 _INTEGRAL = ("bigint", "int", "smallint", "tinyint")
 _FLOATING = ("double", "float")
 
 
+def _visible_ends(col):
+    """Whether text starts and ends with a _VISIBLE character (what needs no stripping), by comparing its first
+    and last characters: a regular expression costs a Java string per value, and ids are on every event."""
+    from pyspark.sql import functions as F
+
+    first, last = F.substring(col, 1, 1), F.substring(col, -1, 1)
+    return (first >= F.lit("!")) & (first <= F.lit("~")) & (last >= F.lit("!")) & (last <= F.lit("~"))
+
+
 def _in_spark(raw, like: pd.DataFrame, schema: TableSchema, nanos: list[str]):
-    """(typed column expressions, suspect conditions) for a table whose every column comes in a Parquet type that
-    its kind reads as it is; None when one does not (the whole table then takes the loader's pandas path). For a
-    row where no suspect condition holds, the expressions give exactly what `coerce_table` would: the
-    conditions flag every value the loader's rules might change or refuse (text to strip, missing required
-    values, values out of range, infinities, out-of-span times)."""
+    """(typed column expressions in the file's column order, suspect conditions) for a table whose every column
+    comes in a Parquet type that its kind reads as it is; None when one does not (the whole table then takes the
+    loader's pandas path). For a row where no suspect condition holds, the expressions give exactly what
+    `coerce_table` would: the conditions flag every value the loader's rules might change or refuse (text to
+    strip, missing required values, values out of range, infinities, out-of-span times)."""
     from pyspark.sql import functions as F
 
     from .training import _type_of
@@ -219,8 +229,8 @@ def _in_spark(raw, like: pd.DataFrame, schema: TableSchema, nanos: list[str]):
             if kind != "string" or want != "string":
                 return None
             value = col
-            if spec.kind == "id":  # ids are stripped, blanks missing (\z: $ also matches before a final line break)
-                suspect.append(col.isNotNull() & ~col.rlike(f"(?s)^{_VISIBLE}(.*{_VISIBLE})?\\z"))
+            if spec.kind == "id":  # ids are stripped, blanks missing
+                suspect.append(col.isNotNull() & ~_visible_ends(col))
             if spec.required:
                 suspect.append(col.isNull())
                 if spec.kind == "str":  # text of spaces alone is missing
@@ -252,7 +262,7 @@ def _in_spark(raw, like: pd.DataFrame, schema: TableSchema, nanos: list[str]):
             value = F.timestamp_micros(F.expr(f"(`{name}` - pmod(`{name}`, 1000)) div 1000"))  # floored, as numpy
         else:
             return None
-        exprs.append(value.alias(name))
+        exprs.append(value)
     return exprs, suspect
 
 
@@ -280,14 +290,26 @@ def _spark_checks(spark, raw, table: str, users: pd.DataFrame, items: pd.DataFra
     return raw, conditions
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A Parquet table read lazily, with no shuffle, in one of two ways. `full`: every row checked, those Spark's
+    conditions flag (or, where the file's types keep Spark's expressions out, every row) through the loader's
+    pandas rules. `fast` (None without Spark's expressions): every row typed by Spark's expressions and flagged
+    (`_suspect`), with no pandas and one scan of the file, equal to `full` wherever no row is flagged (`full` scans
+    the file once for the rows that pass and once for those flagged). `like`: the first rows, coerced."""
+
+    full: Any
+    fast: Any
+    like: pd.DataFrame
+
+
 def _checked(spark, file: Path, schema: TableSchema, users: pd.DataFrame, items: pd.DataFrame | None,
-             keep_rows: bool = False):
-    """(checked Spark DataFrame, coerced first rows) of a Parquet table, lazily, with no shuffle. Where the file's
-    types allow (`_in_spark`), Spark's own expressions type and check the rows, and only the suspect ones go
-    through the loader's pandas rules; otherwise every Arrow batch does. A batch's first problem becomes one row
-    whose `_error` holds the loader's DataError, rows numbered as in the file. `keep_rows` keeps each row's number
-    in the file (`_row`: two equal rows stay two). References are checked against `users` and `items` (None: the
-    table names no titles, as searches)."""
+             keep_rows: bool = False) -> _Checked:
+    """A Parquet table's checked rows (`_Checked`). Where the file's types allow (`_in_spark`), Spark's own
+    expressions type and check the rows, and only the suspect ones go through the loader's pandas rules; otherwise
+    every Arrow batch does. A batch's first problem becomes one row whose `_error` holds the loader's DataError,
+    rows numbered as in the file. `keep_rows` keeps each row's number in the file (`_row`: two equal rows stay
+    two). References are checked against `users` and `items` (None: the table names no titles, as searches)."""
     from pyspark.sql import functions as F
 
     from .training import _plain, _schema_of
@@ -329,15 +351,17 @@ def _checked(spark, file: Path, schema: TableSchema, users: pd.DataFrame, items:
     utc = spark.conf.get("spark.sql.session.timeZone") in ("UTC", "Etc/UTC", "GMT", "Z", "+00:00")
     typed = _in_spark(raw, like, schema, nanos) if utc else None
     if typed is None:
-        return raw.mapInPandas(run, schema_text), like
+        return _Checked(raw.mapInPandas(run, schema_text), None, like)
     exprs, suspect = typed
     joined, row_checks = _spark_checks(spark, raw, schema.name, users, items)
     flags = [F.coalesce(c, F.lit(False)) for c in suspect + row_checks]
-    flagged = joined.withColumn("_suspect", reduce(operator.or_, flags))
-    clean = flagged.filter(~F.col("_suspect")).select(
-        *exprs, *[F.col(_ROW).cast("bigint") for _ in extra], F.lit(None).cast("string").alias(_ERROR))
-    odd = flagged.filter(F.col("_suspect")).select(*[F.col(f"`{c}`") for c in raw.columns])
-    return clean.unionByName(odd.mapInPandas(run, schema_text)), like
+    flagged = joined.withColumn(_SUSPECT, reduce(operator.or_, flags))
+    rest = [*[F.col(_ROW).cast("bigint") for _ in extra], F.lit(None).cast("string").alias(_ERROR)]
+    clean = flagged.filter(~F.col(_SUSPECT)).select(*[e.alias(c) for e, c in zip(exprs, columns)], *rest)
+    odd = flagged.filter(F.col(_SUSPECT)).select(*[F.col(f"`{c}`") for c in raw.columns])
+    # a flagged row's values are left missing in `fast` (it is read again by `full`): no expression meets them
+    fast = flagged.select(*[F.when(~F.col(_SUSPECT), e).alias(c) for e, c in zip(exprs, columns)], *rest, _SUSPECT)
+    return _Checked(clean.unionByName(odd.mapInPandas(run, schema_text)), fast, like)
 
 
 def _raise_first_problem(members) -> None:
@@ -409,20 +433,37 @@ def _read_folder(spark, folder: Path, files: dict[str, Path], name: str | None, 
                         file=str(files["events"]), column="watch_fraction")
     n_rows = _parquet_rows(files["events"])
     parts = partitions or default_partitions(spark, n_rows)
-    events, like = _checked(spark, files["events"], EVENTS, users, items)
+    events = _checked(spark, files["events"], EVENTS, users, items)
+    like = events.like
     searches, first = None, None
     if files["searches"].is_file() and _parquet_rows(files["searches"]) > 0:  # an empty file: no searches, as loaded
-        searches, first = _checked(spark, files["searches"], SEARCHES, users, None, keep_rows=True)
-    # one shuffle by member; exact duplicate events share their member, and a search keeps its row number (two
-    # equal searches stay two, as loaded)
-    members = member_records(spark, events, searches, users).repartition(parts, "user_id").dropDuplicates().cache()
-    kinds = {r[KIND]: r["count"] for r in members.groupBy(KIND).count().collect()}
+        searches = _checked(spark, files["searches"], SEARCHES, users, None, keep_rows=True)
+        first = searches.like
+
+    def gathered(tables: list[Any]):
+        # one shuffle by member; exact duplicate events share their member, and a search keeps its row number (two
+        # equal searches stay two, as loaded)
+        return member_records(spark, tables[0], tables[1], users).repartition(parts, "user_id").dropDuplicates() \
+            .cache()
+
+    # first in one scan of each file, every row typed by Spark; only where a row is flagged, again with the
+    # flagged rows through the loader's rules
+    fast = [None if t is None else (t.fast if t.fast is not None else t.full.withColumn(_SUSPECT, F.lit(False)))
+            for t in (events, searches)]
+    members = gathered(fast)
+    counts = members.groupBy(KIND).agg(F.count(F.lit(1)).alias("n"), F.max(F.col(_SUSPECT).cast("int")).alias("odd"))
+    found = counts.collect()
+    kinds = {r[KIND]: r["n"] for r in found}
+    if any(r["odd"] for r in found):
+        members.unpersist()
+        members = gathered([None if t is None else t.full for t in (events, searches)])
+        kinds = {r[KIND]: r["count"] for r in members.groupBy(KIND).count().collect()}
     try:
         _raise_first_problem(members)
     except DataError:
         members.unpersist()
         raise
-    members = members.drop(_ERROR)
+    members = members.drop(_ERROR, _SUSPECT)
     n_kept = int(kinds.get("event", 0))
     if n_rows > n_kept:
         report.drop(f"exact duplicate rows in {files['events'].name}", n_rows - n_kept)

@@ -284,6 +284,54 @@ def test_values_the_loader_changes_read_as_the_loader_reads_them(spark, folder, 
     assert remote["query"].tolist() == local["query"].tolist()
 
 
+def _plan(frame, capsys) -> str:
+    frame.explain()
+    return capsys.readouterr().out
+
+
+def test_a_clean_folder_is_read_in_one_scan_a_flagged_one_again_through_the_loaders_rules(spark, folder, tmp_path,
+                                                                                         capsys):
+    """Where Spark's conditions flag no row, each file is scanned once and no row leaves the JVM; one flagged row
+    (an id to strip) sends the read through the loader's rules (`MapInPandas`), and both read as loaded."""
+    events = _events(folder)
+    plain = _copy_with(folder, tmp_path / "clean", events)  # whole positions: Spark types every column
+    clean = read_source(spark, plain, partitions=3)
+    plan = _plan(clean.members, capsys)  # the plan as run and as first planned: each scan is shown twice
+    assert plan.count("FileScan parquet") == 4  # the events and the searches
+    assert "MapInPandas" not in plan
+    loaded = load_dataset(f"parquet:{plain}")
+    assert clean.report.dropped == loaded.report.dropped and sum(loaded.report.dropped.values()) == 2
+    assert_loader_events(clean, loaded)
+    events.loc[5, "user_id"] = f" {events.at[5, 'user_id']}"
+    odd = _copy_with(folder, tmp_path / "odd", events)
+    source = read_source(spark, odd, partitions=3)
+    plan = _plan(source.members, capsys)
+    assert plan.count("FileScan parquet") == 8 and "MapInPandas" in plan  # the rows that pass, those flagged
+    assert_loader_events(source, load_dataset(f"parquet:{odd}"))
+
+
+def test_the_id_check_flags_what_the_loader_strips(spark):
+    """`_visible_ends` (first and last characters compared) flags exactly the text the former regular expression
+    `(?s)^[!-~](.*[!-~])?\\z` did not match, and so every id the loader would strip or call blank."""
+    import re
+    import string
+
+    from pyspark.sql import functions as F
+
+    from recsys.spark.source import _visible_ends
+
+    rng = np.random.default_rng(3)
+    alphabet = list(string.printable) + ["\u00a0", "\u2003", "\u3000", "\ufeff", "\u00e9", "\u4e2d", "\U0001f600",
+                                         "\x7f", "\x00", "\x85"]
+    texts = ["", " ", "a", "~", "!", "a\n", "\na", "a b", "\u00e9", "\U0001f600x", "x\U0001f600"] + [
+        "".join(rng.choice(alphabet, size=int(rng.integers(1, 6)))) for _ in range(3000)]
+    frame = spark.createDataFrame(pd.DataFrame({"i": np.arange(len(texts)), "t": texts}))
+    got = frame.select("i", _visible_ends(F.col("t")).alias("ok")).toPandas().sort_values("i")["ok"].tolist()
+    pattern = re.compile(r"[!-~](.*[!-~])?", re.S)
+    assert got == [pattern.fullmatch(t) is not None for t in texts]
+    assert all(not ok for t, ok in zip(texts, got) if t.strip() != t or not t.strip())
+
+
 def _typed_by_spark(spark, file) -> bool:
     """Whether Spark's own expressions type and check the file's rows (`source._in_spark`)."""
     from recsys.data.schema import EVENTS

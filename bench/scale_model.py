@@ -366,8 +366,9 @@ def _spark_training(m: dict[str, Any]) -> list[str]:
     if not path.exists():
         return []
     data = json.loads(path.read_text())
+    when = f" on {data['date']}" if "date" in data else ""
     lines = ["## The ranker's training table on Spark", "",
-             "Measured by `.venv/bin/python bench/spark_training.py` (the last 14 days' table from the Parquet "
+             f"Measured by `.venv/bin/python bench/spark_training.py`{when} (the last 14 days' table from the Parquet "
              f"folder: the single process loads the data and builds it; Spark on `{data['master']}` reads and "
              "checks the folder on its executors and builds it there; both tables have the same rows). Rows per "
              "second per core count the whole run from the folder; the single process is one pandas thread, "
@@ -417,15 +418,25 @@ def _spark_training(m: dict[str, Any]) -> list[str]:
               "(it shrinks C as much as Spark's share of it); what moves the ratio is Spark's own work. The read's "
               "checks run as Spark expressions, and only the rows a check flags (none in a generated world) go "
               "through the loader's pandas rules: that took the x16 read from 41 s to 32 s (median of 3 runs "
-              "each, by hand, 2026-12-07). By the Spark event log of an x16 run after it (`bench/spark_stages.py "
-              "--world DIR`, by hand), most of what is left is the JVM's own work: the shuffle's map side (the "
-              "Parquet scan, the checks, writing 274 MB of member records: 12 s), the duplicate drop and the "
-              "member cache on the reduce side (14 s; the drop alone is about 8 s, and doing it in pandas after "
-              "the shuffle was slower), and turning the cached records into Arrow for the member pass (12 s of "
-              "JVM CPU, which the Python workers wait on: handing them Arrow batches (`mapInArrow`) instead of "
-              "pandas frames saved 5% of the table's time over 5 runs each, inside the noise, and was not kept). "
-              "The next step: narrower member records in the shuffle (the member records' six columns are "
-              "empty on every event).", "",
+              "each, by hand, 2026-12-07). Since 2026-12-08 a folder with no flagged row is scanned once instead "
+              "of twice (the rows that pass and the flagged ones were two branches of one union, each scanning "
+              "and checking the whole file): the bench's x16 read, session start included, went from 63 s and "
+              "69 s to 56 s and 53 s (two runs each, taking turns, on a machine about twice as slow as the "
+              "2026-12-07 one). By the Spark event log of an x16 run after that (`bench/spark_stages.py --world "
+              "DIR`, by hand, the same slow machine), the JVM's own work is: the shuffle's map side (the Parquet "
+              "scan, the checks, writing 274 MB of member records) 14 s, down from 23 s; the duplicate drop and "
+              "the member cache on the reduce side 23 s (in one warm session the drop alone was about 9 s: 36 s "
+              "against 27 s without it, medians of 3); the member pass 41 s, of which each of its 9 partitions "
+              "(925,000 records) spends about 4 s turning the cached records into pandas frames and 4 s in the "
+              "shared pandas work; the final join with the title side and the Parquet write 11 s. Tried and "
+              "not kept, by hand: handing the member pass Arrow batches (`mapInArrow`, 5% inside the noise), "
+              "deduplicating in pandas after the shuffle (slower), shuffling each table by member on its own so "
+              "that only the events are deduplicated (a partition-aware union: 28 s against 28 s), Spark's "
+              "`bypassPartialAggregation` (the adjacent partial and final aggregations are already combined), "
+              "the parallel garbage collector (GC is 4 s of the whole run) and C1-only JIT (the read twice as "
+              "slow). What is left is per record: the member records cross from the JVM's cache to pandas once "
+              "(8.1 million rows of 17 columns, ten of them text and five of those empty on every event), and "
+              "are hashed whole for the duplicate drop.", "",
               "`recsys train --engine spark` builds the default's ranker windows this way, all three in one "
               "member pass and one title pass (`spark_window_tables`: each window labeled and sampled on its own, "
               "one index of each member's past and one feature transform for every window's rows), collects them "
@@ -454,13 +465,10 @@ def _spark_windows() -> list[str]:
                   f"{spark['rows_per_s_per_core']:,.0f} rows/s per core, {r['local_over_spark_per_core']:.1f}x; "
                   f"driver peak {local['driver_peak_rss_mb']:,.0f} MB against {spark['driver_peak_rss_mb']:,.0f} MB "
                   "(it holds the collected tables)."]
-    if data.get("date") == "2026-12-08":  # what was measured by hand beside that run
-        lines += ["", "The machine was about twice as slow that day as for the table above: the last 14 days' "
-                  "table at x16 took 50 s in one process and 137 s on Spark (one run each). In one Spark session, "
-                  "taking turns, two runs each, the three windows' tables (with the class counts and the read back "
-                  "to the driver) took 175 s and 140 s with one member pass per window (as before that day) and "
-                  "80 s and 91 s in one pass (102 s in the run above): 1.8x faster (`SparkWindowTables` called "
-                  "once per window against once for all; by hand)."]
+    lines += ["", "By hand on 2026-12-08, in one Spark session at x16, taking turns, two runs each: the three "
+              "windows' tables (with the class counts and the read back to the driver) took 175 s and 140 s with "
+              "one member pass per window (as before that day) and 80 s and 91 s in one pass: 1.8x faster "
+              "(`SparkWindowTables` called once per window against once for all)."]
     return lines
 
 

@@ -66,6 +66,7 @@ def stages(log_dir: Path) -> list[dict]:
                 "tasks": info["Number of Tasks"],
                 "executor_run_s": round(int(acc.get("internal.metrics.executorRunTime", 0)) / 1000, 2),
                 "jvm_cpu_s": round(int(acc.get("internal.metrics.executorCpuTime", 0)) / 1e9, 2),
+                "jvm_gc_s": round(int(acc.get("internal.metrics.jvmGCTime", 0)) / 1000, 2),
                 "shuffle_write_mb": round(int(acc.get("internal.metrics.shuffle.write.bytesWritten", 0)) / 1e6, 1),
                 "shuffle_read_mb": round((int(acc.get("internal.metrics.shuffle.read.localBytesRead", 0))
                                           + int(acc.get("internal.metrics.shuffle.read.remoteBytesRead", 0))) / 1e6,
@@ -96,12 +97,14 @@ def main() -> None:
     shown = [s for s in listed if s["wall_s"] >= args.min_wall]
     for s in shown:
         print(f"{s['stage']:4d} {s['where'][:58]:58s} {s['wall_s']:6.1f} s  {s['tasks']:3d} tasks  run "
-              f"{s['executor_run_s']:6.1f} s  JVM CPU {s['jvm_cpu_s']:6.1f} s  shuffle W {s['shuffle_write_mb']:7.1f}"
+              f"{s['executor_run_s']:6.1f} s  JVM CPU {s['jvm_cpu_s']:6.1f} s  GC {s['jvm_gc_s']:5.1f} s  shuffle W "
+              f"{s['shuffle_write_mb']:7.1f}"
               f" MB  R {s['shuffle_read_mb']:7.1f} MB", file=sys.stderr)
-    total = {k: round(sum(s[k] for s in listed), 1) for k in ("wall_s", "executor_run_s", "jvm_cpu_s")}
+    total = {k: round(sum(s[k] for s in listed), 1) for k in ("wall_s", "executor_run_s", "jvm_cpu_s", "jvm_gc_s")}
     print(f"session {run['session_s']:.1f} s, read {run['read_s']:.1f} s, table {run['table_s']:.1f} s on "
           f"{run['partitions']} member partitions; all stages: {total['wall_s']} s wall, executors "
-          f"{total['executor_run_s']} s, of it JVM CPU {total['jvm_cpu_s']} s", file=sys.stderr)
+          f"{total['executor_run_s']} s, of it JVM CPU {total['jvm_cpu_s']} s (JVM GC {total['jvm_gc_s']} s)",
+          file=sys.stderr)
     payload = {"world": str(args.world), "master": args.master, "run": run, "totals": total, "stages": listed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))

@@ -5,8 +5,9 @@ arrival), exact duplicate events dropped and counted as `load_dataset` does.
 
 The checks run as Spark expressions where the file's column types allow (`_in_spark`): each rule becomes a
 condition, and only the rows some condition flags (a value the loader would strip, refuse or turn missing) go
-through the loader's pandas rules, which raise its own message; the others never leave the JVM. A file in other
-types goes through those rules batch by batch.
+through the loader's pandas rules, which raise its own message; the others never leave the JVM. A file with no
+flagged row is scanned once (`_Checked.fast`); only a read that finds one is done again, the flagged rows then
+going through those rules (`_Checked.full`). A file in other types goes through those rules batch by batch.
 
 The checked events, searches and member records are shuffled once, by member, into one cached DataFrame
 (`SparkSource.members`, each record tagged by `_kind`): every record of a member sits in one partition, so the

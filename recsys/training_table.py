@@ -117,7 +117,7 @@ def build_training_table(
                         column="position")
     window = dataset.between(start, end).events
     if len(window) == 0:
-        raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
+        raise DataError(no_events(start, end), file=dataset.name, column="timestamp")
     labels = label_events(window, config.labels)
     counts = label_counts(labels)
     frame = window.assign(label=labels.to_numpy())
@@ -150,6 +150,11 @@ def build_training_table(
     )
 
 
+def no_events(start: Timestamp | None, end: Timestamp | None) -> str:
+    """The message of a window without events (either engine's)."""
+    return f"no events between {start} and {end}"
+
+
 def no_positives(start: Timestamp | None, end: Timestamp | None) -> str:
     """The message of a window without a positive event (either engine's)."""
     return f"the window from {start} to {end} has no positive events to learn from"
@@ -165,7 +170,7 @@ def window_tables(dataset: Dataset, windows: list[tuple[Timestamp | None, Timest
         raise ValueError("no windows to build training tables for")
     for start, end in windows:
         if len(dataset.between(start, end).events) == 0:
-            raise DataError(f"no events between {start} and {end}", file=dataset.name, column="timestamp")
+            raise DataError(no_events(start, end), file=dataset.name, column="timestamp")
     builder = builder if builder is not None else FeatureBuilder(seed=(config or TrainingConfig()).seed).fit(dataset)
     history = history if history is not None else builder.index(dataset)
     return [build_training_table(dataset, start, end, config, builder, history, slot_features)

@@ -45,7 +45,7 @@ from ..features.slot import SlotFeatures
 from ..features.table import KEY_COLUMNS
 from ..labels import (ROW_KEY_COLUMNS, WeightConfig, downsample_negatives, duration_weights, label_events,
                       propensity_weights, watched_minutes)
-from ..training_table import TrainingConfig, build_training_table, no_positives
+from ..training_table import TrainingConfig, build_training_table, no_events, no_positives
 from .batch import _PART, _publish, write_spark_table
 from .source import KIND, USER_PREFIX, SparkSource, default_partitions, member_records
 
@@ -163,6 +163,12 @@ def _in_window(timestamps: pd.Series, start: pd.Timestamp | None, end: pd.Timest
     if end is not None:
         inside &= (timestamps < end).to_numpy()
     return inside
+
+
+def _window_timestamps(windows: list[tuple[Timestamp | None, Timestamp | None]]
+                       ) -> list[tuple[pd.Timestamp | None, pd.Timestamp | None]]:
+    """Windows [start, end) with their bounds as pandas Timestamps (an open side stays None)."""
+    return [(None if lo is None else pd.Timestamp(lo), None if hi is None else pd.Timestamp(hi)) for lo, hi in windows]
 
 
 def _inside(start: pd.Timestamp | None, end: pd.Timestamp | None):
@@ -293,8 +299,7 @@ def spark_window_tables(spark, data: Dataset | SparkSource, windows: list[tuple[
                         column="position")
     say("fitting the feature builder (static facts only)", 0.0)
     builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
-    bounds = [(None if lo is None else pd.Timestamp(lo), None if hi is None else pd.Timestamp(hi))
-              for lo, hi in windows]
+    bounds = _window_timestamps(windows)
     ends = [hi for _, hi in bounds]
     end_ts = None if any(hi is None for hi in ends) else max(ends)
     if source is not None:  # the executors read the events, already on partitions of members
@@ -320,7 +325,7 @@ def spark_window_tables(spark, data: Dataset | SparkSource, windows: list[tuple[
                              for w, (lo, hi) in enumerate(bounds)]).collect()[0]
     for w, (lo, hi) in enumerate(bounds):  # every window's emptiness first, as `training_table.window_tables`
         if not found[f"w{w}"]:
-            raise DataError(f"no events between {lo} and {hi}", file=dataset.name, column="timestamp")
+            raise DataError(no_events(lo, hi), file=dataset.name, column="timestamp")
     shell = dataset._with(dataset.users.iloc[:0], dataset.items, like, dataset.searches.iloc[:0])
     has_device = "device" in like.columns
     row_keys = ["user_id", "item_id", "timestamp"] + (["device"] if has_device else [])

@@ -21,7 +21,7 @@ from ..features.table import KEY_COLUMNS
 from ..labels import LabelConfig, label_counts, label_events
 from ..training_table import TrainingConfig, TrainingTable, window_balance
 from .source import SparkSource
-from .training import WINDOW, Progress, _in_window, _inside, spark_window_tables
+from .training import WINDOW, Progress, _in_window, _inside, _window_timestamps, spark_window_tables
 
 __all__ = ["SparkWindowTables", "feature_rows_of"]
 
@@ -105,8 +105,7 @@ class SparkWindowTables:
                  slot_features: bool = False) -> list[TrainingTable]:
         config = config or TrainingConfig()
         builder = builder if builder is not None else FeatureBuilder(seed=config.seed).fit(dataset)
-        bounds = [(None if lo is None else pd.Timestamp(lo), None if hi is None else pd.Timestamp(hi))
-                  for lo, hi in windows]
+        bounds = _window_timestamps(windows)
         table, events, cached = spark_window_tables(self.spark, self.source if self.source is not None else dataset,
                                                     bounds, config, builder, slot_features, self.partitions,
                                                     self.progress)
